@@ -1,0 +1,1 @@
+"""One module per benchmark subject of scripts/bench.py."""

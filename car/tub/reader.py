@@ -1,0 +1,237 @@
+"""Reader of tubs: our v2 tubs, Donkeycar's v2 tubs and Donkeycar's legacy v1 tubs.
+
+A reader never raises on one bad record: it skips it and records a `TubProblem` naming
+the file, the line and the reason (torn or non-JSON line, NaN label, missing or corrupt
+image, wrong image size, unknown field type).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from car.channels import CAMERA_IMAGE
+from car.tub.errors import TubError, TubProblem, TubRecordError
+from car.tub.fields import IMAGE_TYPES, KNOWN_TYPES, decode_value
+from car.tub.files import atomic_write_text
+from car.tub.manifest import MANIFEST, Manifest, catalog_files
+from car.tub.writer import IMAGES
+
+V1_META = "meta.json"
+V1_EXCLUDE = "exclude.json"
+V1_RECORD = re.compile(r"^record_(\d+)\.json$")
+
+
+def is_tub(path: Path) -> bool:
+    return (path / MANIFEST).is_file() or (path / V1_META).is_file()
+
+
+def decode_jpeg(path: Path) -> np.ndarray:
+    """JPEG file -> RGB uint8 (H, W, 3); raises TubRecordError naming the file."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise TubRecordError(f"{path}: image is missing") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB)
+    if image is None:
+        raise TubRecordError(f"{path}: not a decodable JPEG ({data.size} bytes)")
+    return image
+
+
+class Tub:
+    """Read-side view of one tub folder (v2 or v1); also soft delete and restore."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._open_problems: list[TubProblem] = []
+        self.problems: list[TubProblem] = []
+        if (self.path / MANIFEST).is_file():
+            self.version = 2
+            self.manifest = Manifest.read(self.path)
+            inputs, types = self.manifest.inputs, self.manifest.types
+            self.metadata = self.manifest.metadata
+        elif (self.path / V1_META).is_file():
+            self.version = 1
+            self.manifest = None
+            meta = self._read_v1_meta()
+            inputs, types = meta.get("inputs", []), meta.get("types", [])
+            self.metadata = {k: v for k, v in meta.items() if k not in ("inputs", "types")}
+        else:
+            raise TubError(f"{self.path}: not a tub (no {MANIFEST} of a v2 tub nor {V1_META} of a v1 tub)")
+        self.types: dict[str, str] = {}
+        for key, kind in zip(inputs, types):
+            if kind in KNOWN_TYPES:
+                self.types[key] = kind
+            else:
+                self._open_problems.append(TubProblem(self._fields_file, None, f"field {key!r} has unknown type {kind!r}: field ignored"))
+        self.problems = list(self._open_problems)
+
+    @property
+    def _fields_file(self) -> str:
+        return str(self.path / (MANIFEST if self.version == 2 else V1_META))
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.types)
+
+    @property
+    def image_keys(self) -> list[str]:
+        return [key for key, kind in self.types.items() if kind in IMAGE_TYPES]
+
+    @property
+    def sessions(self) -> list[str]:
+        return self.manifest.sessions if self.manifest else []
+
+    def _read_v1_meta(self) -> dict:
+        path = self.path / V1_META
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise TubError(f"{path}: not valid JSON ({err.msg})") from err
+
+    # -- deleted records ----------------------------------------------------------------
+    @property
+    def deleted_indexes(self) -> set[int]:
+        if self.manifest is not None:
+            return set(self.manifest.deleted_indexes)
+        exclude = self.path / V1_EXCLUDE
+        return set(json.loads(exclude.read_text())) if exclude.exists() else set()
+
+    def _set_deleted(self, indexes: set[int]) -> None:
+        if self.manifest is not None:
+            self.manifest = Manifest.read(self.path)  # a writer may have moved on since we opened
+            self.manifest.deleted_indexes = sorted(indexes)
+            self.manifest.write(self.path)
+        else:
+            atomic_write_text(self.path / V1_EXCLUDE, json.dumps(sorted(indexes)))
+
+    def delete(self, indexes: Iterable[int]) -> None:
+        """Soft-delete records: they stay on disk and `restore` brings them back."""
+        self._set_deleted(self.deleted_indexes | set(indexes))
+
+    def restore(self, indexes: Iterable[int]) -> None:
+        self._set_deleted(self.deleted_indexes - set(indexes))
+
+    # -- records ------------------------------------------------------------------------
+    def _raw_lines(self) -> Iterator[tuple[str, int, str]]:
+        """(file, line number, text) of every stored record, in index order."""
+        if self.manifest is not None:
+            for catalog in catalog_files(self.path, self.manifest.paths):
+                with open(catalog, encoding="utf-8", errors="replace") as handle:
+                    for number, line in enumerate(handle, start=1):
+                        if line.strip():
+                            yield str(catalog), number, line
+            return
+        numbered = [(int(m.group(1)), p) for p in self.path.iterdir() if (m := V1_RECORD.match(p.name))]
+        for index, record_path in sorted(numbered):
+            text = record_path.read_text(errors="replace")
+            try:
+                record = json.loads(text)
+                record.setdefault("_index", index)
+                if "milliseconds" in record and "_timestamp_ms" not in record:
+                    record["_timestamp_ms"] = record["milliseconds"]
+                text = json.dumps(record)
+            except (json.JSONDecodeError, AttributeError):
+                pass
+            yield str(record_path), 1, text
+
+    def _parse(self, text: str, check_images: bool, deleted: set[int]) -> dict[str, Any] | None:
+        """One catalog line -> record; None when the record is deleted (even if it is bad)."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise TubRecordError(f"not valid JSON ({err.msg}); a torn or corrupted line") from err
+        if not isinstance(raw, dict) or not isinstance(raw.get("_index"), int):
+            raise TubRecordError("not a record (a JSON object with an integer _index)")
+        if raw["_index"] in deleted:
+            return None
+        record = {key: value for key, value in raw.items() if key.startswith("_")}
+        for key, kind in self.types.items():
+            if key in raw:
+                try:
+                    record[key] = decode_value(key, kind, raw[key])
+                except ValueError as err:
+                    raise TubRecordError(str(err), raw["_index"]) from err
+        for key in self.image_keys if check_images else ():
+            if record.get(key) is not None and not self.image_path(record, key).exists():
+                raise TubRecordError(f"image {record[key]} is missing", raw["_index"])
+        return record
+
+    def records(self, include_deleted: bool = False, load_images: bool = False) -> Iterator[dict[str, Any]]:
+        """Yield good records in index order; bad ones are skipped and added to `problems`.
+
+        With `load_images`, image fields hold RGB uint8 arrays instead of file names, and
+        records whose image is corrupt or of another size than the tub's first are skipped.
+        """
+        self.problems = list(self._open_problems)
+        deleted = set() if include_deleted else self.deleted_indexes
+        expected_shape = None
+        for file, number, text in self._raw_lines():
+            try:
+                record = self._parse(text, check_images=not load_images, deleted=deleted)
+                if record is None:
+                    continue
+                if load_images:
+                    for key in self.image_keys:
+                        if record.get(key) is None:
+                            continue
+                        try:
+                            image = decode_jpeg(self.image_path(record, key))
+                        except TubRecordError as err:
+                            raise TubRecordError(str(err), record["_index"]) from None
+                        expected_shape = expected_shape or image.shape
+                        if image.shape != expected_shape:
+                            raise TubRecordError(
+                                f"image {record[key]} is {image.shape[1]}x{image.shape[0]}, "
+                                f"the tub's images are {expected_shape[1]}x{expected_shape[0]}",
+                                record["_index"],
+                            )
+                        record[key] = image
+            except TubRecordError as err:
+                self.problems.append(TubProblem(file, number, str(err), err.index))
+                continue
+            yield record
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.records())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.records()
+
+    def image_path(self, record: dict[str, Any], key: str = CAMERA_IMAGE) -> Path:
+        folder = self.path / IMAGES if self.version == 2 else self.path
+        return folder / str(record[key])
+
+    def load_image(self, record: dict[str, Any], key: str = CAMERA_IMAGE) -> np.ndarray:
+        """The record's image as RGB uint8 (H, W, 3); raises TubRecordError naming the file."""
+        return decode_jpeg(self.image_path(record, key))
+
+    def __repr__(self) -> str:
+        return f"Tub({str(self.path)!r}, v{self.version})"
+
+
+def find_tubs(path: str | Path) -> list[Path]:
+    """A tub folder itself, or every tub below a folder of tubs (sorted)."""
+    path = Path(path)
+    if is_tub(path):
+        return [path]
+    if not path.is_dir():
+        raise TubError(f"{path}: no such folder")
+    found = sorted(p.parent for p in path.rglob(MANIFEST)) + sorted(p.parent for p in path.rglob(V1_META))
+    if not found:
+        raise TubError(f"{path}: no tubs in it (looked for {MANIFEST} and {V1_META})")
+    return found
+
+
+def open_tubs(paths: Iterable[str | Path]) -> list[Tub]:
+    """Open several tubs (or folders of tubs) to read them as one dataset."""
+    tubs = [Tub(found) for path in paths for found in find_tubs(path)]
+    if not tubs:
+        raise TubError("no tubs given")
+    return tubs

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs what the suite needs into .venv (idempotently), then runs pytest.
+# Extra arguments go to pytest, e.g. ./test.sh tests/test_tub.py -x
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/bootstrap.sh train,dev
+scripts/install_browser.sh
+export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

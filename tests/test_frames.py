@@ -1,0 +1,39 @@
+"""The one frame -> model input function shared by the car and training."""
+
+import numpy as np
+import pytest
+
+from car.frames import FrameSpec, normalise, prepare_frame, to_model_input
+
+
+def gradient_frame() -> np.ndarray:
+    rows = np.arange(120, dtype=np.uint8)[:, None]
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[..., 0] = rows  # red encodes the row, so crops are visible in the output
+    frame[..., 2] = 200
+    return frame
+
+
+def test_crop_resize_and_colour_order():
+    spec = FrameSpec(crop_top=40, crop_bottom=20, width=80, height=30, color="bgr")
+    prepared = prepare_frame(gradient_frame(), spec)
+    assert prepared.shape == (30, 80, 3) and prepared.dtype == np.uint8
+    assert prepared[0, 0, 2] in (40, 41) and prepared[-1, 0, 2] in (98, 99)  # red moved to channel 2
+    assert np.all(prepared[..., 0] == 200)
+
+
+def test_normalise_and_gray():
+    spec = FrameSpec(color="gray", scale=2 / 255, offset=-1)
+    model_input = to_model_input(gradient_frame(), spec)
+    assert model_input.shape == spec.input_shape == (120, 160, 1) and model_input.dtype == np.float32
+    assert -1 <= model_input.min() and model_input.max() <= 1
+    np.testing.assert_allclose(normalise(np.array([0, 255], np.uint8), spec), [-1, 1], atol=1e-6)
+
+
+def test_wrong_frame_size_and_bad_spec_are_clear_errors():
+    with pytest.raises(ValueError, match="320x240 but the model expects 160x120"):
+        prepare_frame(np.zeros((240, 320, 3), np.uint8), FrameSpec())
+    with pytest.raises(ValueError, match="nothing is left"):
+        FrameSpec(crop_top=100, crop_bottom=20)
+    with pytest.raises(ValueError, match="color"):
+        FrameSpec(color="hsv")
