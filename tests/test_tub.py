@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -243,3 +245,16 @@ def test_open_tubs_finds_every_tub_below_a_folder(tmp_path, donkey_tub):
     assert sorted(t.path.name for t in tubs) == ["a", "old", "real"]
     with pytest.raises(TubError, match="no tubs"):
         open_tubs([tmp_path / "data" / "a" / "images"])
+
+
+@pytest.mark.skipif("DONKEYCAR_PYTHON" not in os.environ,
+                    reason="set DONKEYCAR_PYTHON to a Python with `pip install donkeycar` to run Donkeycar's reader live")
+def test_donkeycar_reads_our_tub_live(tmp_path):
+    path = write_fixture_tub(tmp_path / "tub")
+    Tub(path).delete(fixture.DELETED)
+    out = tmp_path / "read.json"
+    subprocess.run([os.environ["DONKEYCAR_PYTHON"], str(FIXTURES / "donkeycar_tool.py"), "read", str(path), str(out)],
+                   check=True, capture_output=True)
+    seen = json.loads(out.read_text())
+    assert seen["len"] == 27
+    assert [r["_index"] for r in seen["records"]] == [r["_index"] for r in Tub(path).records()]
