@@ -7,6 +7,6 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "install_browser: not root or no apt-get: the browser test will be skipped" >&2
   exit 0
 fi
-echo "install_browser: apt-get install chromium chromium-driver"
+echo "install_browser: apt-get install chromium"
 apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

@@ -75,6 +75,9 @@ class Manifest:
         )
 
     def write(self, folder: Path) -> None:
+        atomic_write_text(folder / MANIFEST, self.to_text())
+
+    def to_text(self) -> str:
         catalogs = {
             "paths": self.paths,
             "current_index": self.current_index,
@@ -82,7 +85,7 @@ class Manifest:
             "deleted_indexes": sorted(set(self.deleted_indexes)),
         }
         lines = [self.inputs, self.types, self.metadata, self.manifest_metadata, catalogs]
-        atomic_write_text(folder / MANIFEST, "".join(json.dumps(line) + "\n" for line in lines))
+        return "".join(json.dumps(line) + "\n" for line in lines)
 
     def new_session(self) -> str:
         """Start a writing session: ids are `YY-MM-DD_N` with N counting up per tub."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from car.tub.errors import TubError
 from car.tub.fields import IMAGE_TYPES, KNOWN_TYPES, encode_value
-from car.tub.files import fsync_path
+from car.tub.files import atomic_write_text, fsync_path
 from car.tub.manifest import (
     MANIFEST,
     Manifest,
@@ -89,7 +89,10 @@ def repair_tub(folder: Path, manifest: Manifest) -> list[str]:
 
 
 class TubWriter:
-    """Append records to a new or existing tub; use as a context manager or call `close()`."""
+    """Append records to a new or existing tub; use as a context manager or call `close()`.
+
+    Thread-safe: `write()` may be called from one thread while the sync thread publishes.
+    """
 
     def __init__(
         self,
@@ -114,10 +117,12 @@ class TubWriter:
         self._lock = threading.Lock()
         self._unsynced_images: list[Path] = []
         self._catalog = None
+        self._publish_lock = threading.Lock()
         self._catalog_lengths: list[int] = []
-        self._dirty = False
+        self._finished_catalogs: list[tuple[Path, list[int], int]] = []
         self._open_catalog()
         self.manifest.write(self.path)
+        self._dirty = False
         self._closed = False
         self._stop = threading.Event()
         self._syncer = threading.Thread(target=self._sync_periodically, name=f"tub-sync {self.path.name}", daemon=True)
@@ -207,35 +212,41 @@ class TubWriter:
             return index
 
     def _rotate_catalog(self) -> None:
-        self._publish_locked()
-        self._catalog.close()
-        self._open_catalog()
-        self.manifest.write(self.path)
-
-    def _publish_locked(self) -> None:
-        """fsync the catalog and the folders' entries, then replace both manifests; hold the lock."""
-        if not self._dirty:
-            return
+        """Close the full catalog (made durable now) and continue in a new one."""
         self._catalog.flush()
         os.fsync(self._catalog.fileno())
-        fsync_path(self.path / IMAGES)
-        write_catalog_manifest(self._catalog_path, list(self._catalog_lengths), self._catalog_start)
-        self.manifest.write(self.path)
-        self._dirty = False
+        self._catalog.close()
+        self._finished_catalogs.append((self._catalog_path, list(self._catalog_lengths), self._catalog_start))
+        self._open_catalog()
 
     def sync(self) -> None:
-        """Make everything written so far durable: images first, then the catalog that names them.
+        """Make everything written so far durable, then publish both manifests.
 
-        The background thread calls this every `sync_interval_s`; image fsyncs run outside the
-        lock so that writing goes on meanwhile.
+        Order: images, then the catalog that names them, then the manifests describing the
+        catalog. Only the snapshot is taken under the writer's lock: the fsyncs and manifest
+        writes run outside it, so `write()` never waits for the disk. The background thread
+        calls this every `sync_interval_s`.
         """
-        with self._lock:
-            images, self._unsynced_images = self._unsynced_images, []
-        for image_path in images:
-            fsync_path(image_path)
-        with self._lock:
-            if not self._closed:
-                self._publish_locked()
+        with self._publish_lock:
+            with self._lock:
+                if self._closed or not self._dirty:
+                    return
+                images, self._unsynced_images = self._unsynced_images, []
+                finished, self._finished_catalogs = self._finished_catalogs, []
+                catalog_fd = os.dup(self._catalog.fileno())
+                current = (self._catalog_path, list(self._catalog_lengths), self._catalog_start)
+                manifest_text = self.manifest.to_text()
+                self._dirty = False
+            try:
+                for image_path in images:
+                    fsync_path(image_path)
+                os.fsync(catalog_fd)
+            finally:
+                os.close(catalog_fd)
+            fsync_path(self.path / IMAGES)
+            for catalog_path, lengths, start in [*finished, current]:
+                write_catalog_manifest(catalog_path, lengths, start)
+            atomic_write_text(self.path / MANIFEST, manifest_text)
 
     def _sync_periodically(self) -> None:
         while not self._stop.wait(self.sync_interval_s):
@@ -245,16 +256,15 @@ class TubWriter:
                 log.error("tub %s: sync failed: %s", self.path, err)
 
     def close(self) -> None:
+        """Stop the background sync, make everything durable, close the catalog."""
         self._stop.set()
         if self._syncer.is_alive() and threading.current_thread() is not self._syncer:
             self._syncer.join()
         self.sync()
         with self._lock:
-            if self._closed:
-                return
-            self._publish_locked()
-            self._catalog.close()
-            self._closed = True
+            if not self._closed:
+                self._catalog.close()
+                self._closed = True
 
     def __enter__(self) -> TubWriter:
         return self
