@@ -1,0 +1,86 @@
+"""A style folder: the trained transform network, its settings, and where it came from.
+
+    STYLE_DIR/style.json            name, network spec, training settings, loss history
+    STYLE_DIR/transform.weights.h5  the network's weights
+    STYLE_DIR/style.png             the style image it learnt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from augment.style.network import NetworkSpec, build_transform_net
+
+STYLE_FORMAT = "tubcar-style/1"
+STYLE_JSON = "style.json"
+WEIGHTS_FILE = "transform.weights.h5"
+STYLE_IMAGE = "style.png"
+
+
+class StyleError(ValueError):
+    """A style folder that cannot be used; the message names the file and the problem."""
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8 (H, W, 3), or a StyleError naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    if image is None:
+        raise StyleError(f"{path}: not a readable image file")
+    return image
+
+
+def save_style(
+    folder: str | Path, network: Any, spec: NetworkSpec, style_image: np.ndarray, info: dict[str, Any]
+) -> Path:
+    """Write the style folder; info holds the name, training settings and loss history."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    network.save_weights(folder / WEIGHTS_FILE)
+    cv2.imwrite(str(folder / STYLE_IMAGE), cv2.cvtColor(style_image, cv2.COLOR_RGB2BGR))
+    card = {
+        "format": STYLE_FORMAT,
+        "network": spec.to_dict(),
+        "style_sha256": hashlib.sha256(np.ascontiguousarray(style_image).tobytes()).hexdigest(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **info,
+    }
+    (folder / STYLE_JSON).write_text(json.dumps(card, indent=2, default=_jsonable) + "\n")
+    return folder
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in {STYLE_JSON}")
+
+
+def load_style(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The transform network (variable input size) and the style.json card of a style folder."""
+    folder = Path(folder)
+    card_path = folder / STYLE_JSON
+    if not card_path.is_file():
+        raise StyleError(f"{folder}: not a style folder (no {STYLE_JSON}); make one with `stylize.py train`")
+    try:
+        card = json.loads(card_path.read_text())
+        spec = NetworkSpec.from_dict(card["network"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise StyleError(f"{card_path}: unreadable style card ({err})") from None
+    if card.get("format") != STYLE_FORMAT:
+        raise StyleError(f"{card_path}: format {card.get('format')!r} is not {STYLE_FORMAT!r}")
+    network = build_transform_net(spec)
+    try:
+        network.load_weights(folder / WEIGHTS_FILE)
+    except (OSError, ValueError) as err:
+        raise StyleError(f"{folder / WEIGHTS_FILE}: cannot load the network weights ({err})") from None
+    card["folder"] = str(folder.resolve())
+    return network, card

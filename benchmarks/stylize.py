@@ -1,0 +1,62 @@
+"""Style-transfer apply speed: frames/s of `stylize.py apply` on the real 160x120 Donkey tub.
+
+Measures the whole apply (JPEG decode, batched transform network, JPEG encode, tub
+write) and the network alone. Speed does not depend on the weights, so without
+--style a random-weight network of the default size stands in for a trained one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+DONKEY_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "donkey-warehouse-tub.tar.gz"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style", help="style folder from `stylize.py train` (default: random weights)")
+    parser.add_argument("--tub", help="source tub (default: the shared 1,000-frame Donkey tub)")
+    parser.add_argument("--batch-size", type=int, default=32)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from augment.style import NetworkSpec, Stylizer, build_transform_net, load_style, stylize_tub
+    from car.tub import Tub
+
+    if args.style:
+        network, card = load_style(args.style)
+    else:
+        network, card = build_transform_net(NetworkSpec()), {"name": "random-weights"}
+    stylizer = Stylizer(network)
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(args.tub) if args.tub else _extract_donkey_tub(Path(scratch))
+        frames = np.stack([r["cam/image_array"] for _, r in zip(range(256), Tub(source).records(load_images=True))])
+        stylizer(frames[: args.batch_size])  # trace once
+        started = time.perf_counter()
+        for start in range(0, len(frames), args.batch_size):
+            stylizer(frames[start : start + args.batch_size])
+        network_fps = len(frames) / (time.perf_counter() - started)
+        report = stylize_tub(stylizer, card, source, Path(scratch) / "styled", args.batch_size, progress=False)
+    height, width = frames.shape[1:3]
+    return {
+        "frames_per_s": round(report.frames_per_s, 1),
+        "network_frames_per_s": round(network_fps, 1),
+        "frames": report.frames,
+        "frame_size": f"{width}x{height}",
+        "batch_size": args.batch_size,
+        "style": card.get("name"),
+        "network_parameters": int(network.count_params()),
+    }
+
+
+def _extract_donkey_tub(folder: Path) -> Path:
+    if not DONKEY_TARBALL.is_file():
+        raise SystemExit(f"{DONKEY_TARBALL} is missing; pass --tub")
+    with tarfile.open(DONKEY_TARBALL) as archive:
+        archive.extractall(folder, filter="data")
+    return folder / "tub"

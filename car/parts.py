@@ -1,0 +1,230 @@
+"""The small loop parts between the controller and the actuators.
+
+Wiring, in loop order (see `car.vehicle`):
+    camera -> controller -> PilotPart -> Mixer -> ThrottleLimiter -> Failsafe -> actuator
+                                                                  -> Recorder
+Each docstring names the part's inputs and outputs (constants from `car.channels`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from car import channels as ch
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+class PilotPart:
+    """(CAMERA_IMAGE, USER_MODE) -> (PILOT_ANGLE, PILOT_THROTTLE), from a `car.pilot.Pilot`.
+
+    The model runs only in the autopilot modes (or always, with `always=True`): in `user`
+    mode its answer is not used and the Pi's CPU is better spent elsewhere. A failing
+    model raises, and the loop's failsafe brings the car to neutral.
+    """
+
+    def __init__(self, pilot: Any, always: bool = False) -> None:
+        self.pilot = pilot
+        self.always = always
+
+    def run(self, frame: np.ndarray | None, mode: str) -> tuple[float, float]:
+        if frame is None or (mode == ch.MODE_USER and not self.always):
+            return 0.0, 0.0
+        return self.pilot.run(frame)
+
+
+class Mixer:
+    """Picks who drives by mode and applies the throttle cap.
+
+    (USER_MODE, USER_ANGLE, USER_THROTTLE, PILOT_ANGLE, PILOT_THROTTLE, THROTTLE_CAP)
+    -> (ANGLE, THROTTLE). The human's full stick maps onto [-cap, cap]; the pilot's
+    throttle is clipped to it.
+    """
+
+    def run(self, mode: str, user_angle: float, user_throttle: float,
+            pilot_angle: float, pilot_throttle: float, cap: float) -> tuple[float, float]:
+        cap = _clip(cap, 0.0, 1.0)
+        if mode == ch.MODE_USER:
+            return user_angle, user_throttle * cap
+        if mode == ch.MODE_LOCAL_ANGLE:
+            return pilot_angle, user_throttle * cap
+        if mode == ch.MODE_LOCAL:
+            return pilot_angle, _clip(pilot_throttle, -cap, cap)
+        raise ValueError(f"unknown drive mode {mode!r}; modes are {ch.MODES}")
+
+
+class ThrottleLimiter:
+    """THROTTLE -> THROTTLE within [-max_reverse, max_forward], rising at most `ramp_per_s`.
+
+    Drops towards neutral are instant (stopping must never be slowed down); a change of
+    direction passes through neutral and ramps up again.
+    """
+
+    def __init__(self, max_forward: float = 1.0, max_reverse: float = 1.0, ramp_per_s: float = math.inf,
+                 clock: Clock = time.monotonic) -> None:
+        self.max_forward, self.max_reverse, self.ramp_per_s = max_forward, max_reverse, ramp_per_s
+        self.clock = clock
+        self.throttle = 0.0
+        self._last: float | None = None
+
+    def run(self, throttle: float) -> float:
+        now = self.clock()
+        dt = 0.0 if self._last is None else min(now - self._last, 0.25)
+        self._last = now
+        target = _clip(throttle, -self.max_reverse, self.max_forward) if math.isfinite(throttle) else 0.0
+        current = self.throttle
+        if target * current < 0:  # reversing: through neutral first
+            current = 0.0
+        if abs(target) <= abs(current):
+            current = target
+        else:
+            step = self.ramp_per_s * dt
+            current = current + _clip(target - current, -step, step)
+        self.throttle = current
+        return current
+
+
+class Failsafe:
+    """(THROTTLE, CAMERA_TIMESTAMP, CONTROLLER_TIMESTAMP) -> (THROTTLE, FAILSAFE).
+
+    Forces throttle 0 while the controller is silent for `controller_timeout_s` or the
+    newest camera frame is older than `frame_timeout_s` (timestamps are time.monotonic()).
+    FAILSAFE says why, "" when all is well. Steering is left alone: the car coasts straight
+    or on its last line while the ESC brakes.
+    """
+
+    def __init__(self, controller_timeout_s: float = 0.3, frame_timeout_s: float = 0.25,
+                 clock: Clock = time.monotonic) -> None:
+        self.controller_timeout_s = controller_timeout_s
+        self.frame_timeout_s = frame_timeout_s
+        self.clock = clock
+        self.trips = 0
+        self._reason = ""
+
+    def run(self, throttle: float, frame_time: float | None, controller_time: float | None) -> tuple[float, str]:
+        now = self.clock()
+        if controller_time is None or now - controller_time > self.controller_timeout_s:
+            reason = "controller silent"
+        elif frame_time is None or now - frame_time > self.frame_timeout_s:
+            reason = "camera frame stale"
+        elif not math.isfinite(throttle):
+            reason = "non-finite throttle"
+        else:
+            reason = ""
+        if reason and reason != self._reason:
+            self.trips += 1
+            log.warning("failsafe: %s, throttle forced to neutral", reason)
+        self._reason = reason
+        return (0.0, reason) if reason else (throttle, "")
+
+
+RECORD_FIELDS: tuple[tuple[str, str], ...] = (
+    (ch.CAMERA_IMAGE, "image_array"),
+    (ch.USER_ANGLE, "float"),
+    (ch.USER_THROTTLE, "float"),
+    (ch.USER_MODE, "str"),
+)
+SIM_RECORD_FIELDS: tuple[tuple[str, str], ...] = (
+    (ch.SIM_X, "float"),
+    (ch.SIM_Y, "float"),
+    (ch.SIM_YAW, "float"),
+    (ch.SIM_SPEED, "float"),
+    (ch.SIM_CTE, "float"),
+)
+
+
+class Recorder:
+    """(RECORDING, USER_MODE, *fields) -> (): appends a tub record while recording.
+
+    Records only in `user` mode unless `in_autopilot` (an autopilot's own laps teach a
+    model nothing it did not know). The tub (`tub_dir/tub_<date>_<time>`) is created at
+    the first record, so a session that never records leaves no empty folder.
+    Records are written by a thread of its own: JPEG encoding and a slow SD card never
+    delay a tick. If the disk falls `max_queue` records behind, new records are dropped
+    and counted (`dropped`) rather than stalling the car.
+    """
+
+    def __init__(self, tub_dir: str | Path, fields: Sequence[tuple[str, str]] = RECORD_FIELDS,
+                 in_autopilot: bool = False, metadata: dict | None = None, max_queue: int = 100) -> None:
+        self.tub_dir = Path(tub_dir)
+        self.fields = list(fields)
+        self.in_autopilot = in_autopilot
+        self.metadata = dict(metadata or {})
+        self.records = 0  # written to the tub
+        self.dropped = 0
+        self.writer = None
+        self.error: Exception | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def inputs(self) -> list[str]:
+        """The loop inputs this recorder needs, in run() order."""
+        return [ch.RECORDING, ch.USER_MODE, *(name for name, _ in self.fields)]
+
+    def run(self, recording: bool, mode: str, *values: Any) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"recorder stopped: {self.error}") from self.error
+        if not recording or (mode != ch.MODE_USER and not self.in_autopilot):
+            return
+        record = dict(zip((name for name, _ in self.fields), values))
+        if record.get(ch.CAMERA_IMAGE) is None:
+            return  # no frame yet
+        record["_timestamp_ms"] = int(time.time() * 1000)  # when it happened, not when written
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_forever, name="recorder", daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:
+                log.warning("recorder: the disk is %d records behind; dropped %d so far",
+                            self._queue.maxsize, self.dropped)
+
+    def _write_forever(self) -> None:
+        while (record := self._queue.get()) is not None:
+            try:
+                if self.writer is None:
+                    self.writer = self._open()  # creating a tub syncs the disk: not in the loop
+                self.writer.write(record)
+                self.records += 1
+            except Exception as err:  # noqa: BLE001 - surfaced by the next run() as a part fault
+                log.error("recorder: cannot write to %s", self.path or self.tub_dir, exc_info=err)
+                self.error = err
+                return
+
+    def _open(self):
+        from car.tub import TubWriter
+
+        path = self.tub_dir / datetime.now().strftime("tub_%Y%m%d_%H%M%S")
+        log.info("recording to %s", path)
+        return TubWriter(path, [name for name, _ in self.fields], [kind for _, kind in self.fields],
+                         metadata=self.metadata)
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.writer is None else self.writer.path
+
+    def shutdown(self) -> None:
+        """Write what is queued, then close the tub."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,63 @@
+"""The built-in simulator: tracks, car physics, camera, expert driver, closed-loop scoring.
+
+Pure NumPy/OpenCV, thousands of frames per second on one core, deterministic for a seed.
+
+    from car.sim import Track, Simulation, expert_pilot, camera_pilot, score
+
+    track = Track.from_seed(7)                    # or Track.load("my_track.json")
+    sim = Simulation(track)                       # 20 Hz, 160x120 RGB camera
+    obs = sim.reset()                             # obs.image: (120, 160, 3) uint8
+    obs = sim.step(angle=0.1, throttle=0.3)       # angle + = right, both in [-1, 1]
+    obs.cte, obs.progress, obs.laps, obs.intervened, sim.interventions, sim.lap_times
+
+    result = score(expert_pilot(sim), sim, laps=2)          # dict: laps, autonomy, ...
+    result = score(camera_pilot(pilot.run), sim, laps=5)    # any frame -> (angle, throttle)
+    record_tub(sim, "data/sim7", laps=2, noise=0.3)         # expert laps -> tub with sim/* pose
+
+The camera's textures are built on the first frame (about a second); a real-time loop
+should call `sim.render()` once before it starts. Frames are reused buffers: copy to keep.
+
+The pieces, for those who need only one:
+    Track / TrackStyle / TrackPoint    centre line, width, look; `locate(x, y)` -> CTE, s
+    VehicleModel / VehicleState        kinematic bicycle; `model.step(state, angle, throttle, dt)`
+    CameraModel                        pinhole geometry: `intrinsics()`, `ground_to_image(x, y, yaw)`,
+                                       `image_to_ground(...)`, `project(points)`, `horizon_row`
+    view_change_homography             warp a frame's floor to a nearby pose (replay)
+    Renderer / ImageEffects            camera view of a track; optional noise, blur, exposure
+    ExpertDriver / ExpertCommand       pure pursuit; `noise` perturbs the car, not the label
+    record_tub                         expert laps -> a tub (car/tub.py) with the sim pose
+"""
+
+from car.sim.camera import CameraModel, intrinsics, view_change_homography
+from car.sim.expert import ExpertCommand, ExpertDriver
+from car.sim.recording import record_tub
+from car.sim.render import ImageEffects, Renderer
+from car.sim.scoring import Pilot, autonomy, camera_pilot, expert_pilot, score
+from car.sim.simulation import DEFAULT_DT, Observation, Simulation
+from car.sim.style import TrackStyle
+from car.sim.track import Track, TrackPoint
+from car.sim.vehicle import VehicleModel, VehicleState
+
+__all__ = [
+    "DEFAULT_DT",
+    "CameraModel",
+    "ExpertCommand",
+    "ExpertDriver",
+    "ImageEffects",
+    "Observation",
+    "Pilot",
+    "Renderer",
+    "Simulation",
+    "Track",
+    "TrackPoint",
+    "TrackStyle",
+    "VehicleModel",
+    "VehicleState",
+    "autonomy",
+    "camera_pilot",
+    "expert_pilot",
+    "intrinsics",
+    "record_tub",
+    "score",
+    "view_change_homography",
+]

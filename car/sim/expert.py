@@ -1,0 +1,94 @@
+"""The expert driver: pure pursuit on the centre line, slowing for curves.
+
+It steers the rear axle onto an arc through a point `lookahead` metres ahead on the centre
+line and picks its speed from the sharpest curvature in the next stretch of track so the
+lateral acceleration stays under `max_lateral_accel`. For recording it can add steering
+noise: a slowly wandering offset (an Ornstein-Uhlenbeck process) that is applied to the
+car but NOT to the label, so the car drifts off-centre and the recorded labels show the
+expert steering back - the recoveries a model needs to learn. Once the car is more than
+`noise_cte_fraction` of the half-width off the centre line the noise stops until the
+expert has brought it back, so recordings show recoveries, not crashes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from car.sim.track import SPACING_M, Track
+from car.sim.vehicle import VehicleModel, VehicleState
+
+
+@dataclass(frozen=True)
+class ExpertCommand:
+    """What the expert wants (`angle`, `throttle`: the label) and what it applies to the
+    car (`applied_angle`: with the injected noise)."""
+
+    angle: float
+    throttle: float
+    applied_angle: float
+
+
+class ExpertDriver:
+    """Pure-pursuit driver for a track; call `command(state)` once per control step."""
+
+    def __init__(self, track: Track, vehicle: VehicleModel = VehicleModel(), *,
+                 max_speed_mps: float = 2.0, min_speed_mps: float = 0.8, max_lateral_accel: float = 2.0,
+                 lookahead_s: float = 0.35, min_lookahead_m: float = 0.45, preview_m: float = 1.5,
+                 noise: float = 0.0, noise_time_s: float = 0.6, noise_cte_fraction: float = 0.5,
+                 dt: float = 0.05, seed: int = 0) -> None:
+        if noise < 0:
+            raise ValueError(f"expert steering noise must be >= 0, got {noise}")
+        self.track = track
+        self.vehicle = vehicle
+        self.max_speed_mps = min(max_speed_mps, vehicle.max_speed_mps)
+        self.min_speed_mps = min_speed_mps
+        self.max_lateral_accel = max_lateral_accel
+        self.lookahead_s = lookahead_s
+        self.min_lookahead_m = min_lookahead_m
+        self.noise = noise
+        self.noise_cte_limit_m = noise_cte_fraction * track.width_m / 2.0
+        self._noise_decay = math.exp(-dt / noise_time_s)
+        self._noise_value = 0.0
+        self._rng = np.random.default_rng(seed)
+        self._hint: int | None = None
+        # Speed the track allows at each centre-line sample: the tightest curve in the
+        # next `preview_m` metres sets it, so the expert brakes before a curve.
+        preview = max(1, int(preview_m / SPACING_M))
+        curvature = np.abs(track.curvature)
+        window = np.max(np.stack([np.roll(curvature, -k) for k in range(0, preview, 2)]), axis=0)
+        self._speed_limit = np.clip(np.sqrt(max_lateral_accel / np.maximum(window, 1e-6)),
+                                    min_speed_mps, self.max_speed_mps)
+
+    def reset(self) -> None:
+        """Forget the position hint and the noise state (after the car was moved)."""
+        self._hint = None
+        self._noise_value = 0.0
+
+    def command(self, state: VehicleState) -> ExpertCommand:
+        """The expert's steering and throttle for `state`, plus the noisy steering to apply."""
+        where = self.track.locate(state.x, state.y, self._hint)
+        self._hint = where.index
+        speed = max(state.speed, 0.0)
+        lookahead = max(self.min_lookahead_m, self.lookahead_s * speed)
+        # Pure pursuit aims from the rear axle at a centre-line point `lookahead` ahead.
+        tx, ty, _ = self.track.pose_at(where.s + lookahead)
+        dx, dy = tx - state.x, ty - state.y
+        alpha = math.atan2(dy, dx) - state.yaw
+        distance = max(math.hypot(dx, dy), 1e-6)
+        curvature = 2.0 * math.sin(alpha) / distance
+        angle = self.vehicle.angle_for_curvature(curvature)
+        target = float(self._speed_limit[where.index])
+        # Feed-forward for the first-order speed response plus a little feedback.
+        throttle = (target + 0.5 * (target - speed)) / self.vehicle.max_speed_mps
+        throttle = min(max(throttle, -1.0), 1.0)
+        applied = angle
+        if self.noise > 0:
+            self._noise_value = (self._noise_value * self._noise_decay
+                                 + self._rng.normal(0.0, self.noise * math.sqrt(1 - self._noise_decay**2)))
+            if abs(where.cte) > self.noise_cte_limit_m:  # far enough off: let the expert recover
+                self._noise_value = 0.0
+            applied = min(max(angle + self._noise_value, -1.0), 1.0)
+        return ExpertCommand(angle=angle, throttle=throttle, applied_angle=applied)

@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Train a steering model on tubs and export a model bundle the car can drive.
+
+    scripts/train.py --tub data/tubs --out models/fast            # fast model, int8 if parity holds
+    scripts/train.py --tub data/a data/b --model linear --out models/linear --augment none
+
+Writes pilot.tflite + model.json (the bundle), model.keras, report.md, metrics.json,
+learning_curves.png, test_predictions.png, checkpoints/ and TensorBoard logs/ into --out.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import augment  # noqa: E402
+from training.cli import add_arguments, options_from_args  # noqa: E402
+from training.train import train  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    augment.add_arguments(parser)
+    args = parser.parse_args()
+    options = options_from_args(args, augment.config_from_args(args))
+    result = train(args.tub, args.out, options)
+    card = result.card
+    print(
+        f"\nbundle: {Path(args.out) / card.model_file} + model.json ({card.architecture}, {card.quantization}); "
+        f"test steering MSE {result.metrics['errors'].get('test', result.metrics['errors']['dev'])['angle']['mse']:.4f}; "
+        f"latency {card.latency.median_ms:.3f} ms median here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Mixer, throttle limiter, failsafe, recorder, config, gamepad and cameras."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from car import channels as ch
+from car.camera import OpenCVCamera, TubCamera
+from car.config import ConfigError, load_config, parse_config
+from car.controller.gamepad import JS_EVENT, JS_EVENT_AXIS, JS_EVENT_BUTTON, JS_EVENT_INIT, GamepadController
+from car.controller.web import ControlMessage
+from car.parts import Failsafe, Mixer, Recorder, ThrottleLimiter
+from car.tub import Tub
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        (ch.MODE_USER, (-0.4, 0.25)),  # human, stick scaled by the cap
+        (ch.MODE_LOCAL_ANGLE, (0.3, 0.25)),  # pilot steers, human throttles
+        (ch.MODE_LOCAL, (0.3, 0.5)),  # pilot's 0.9 clipped to the cap
+    ],
+)
+def test_mixer_picks_by_mode_and_caps(mode, expected):
+    assert Mixer().run(mode, -0.4, 0.5, 0.3, 0.9, 0.5) == pytest.approx(expected)
+
+
+def test_mixer_refuses_unknown_mode():
+    with pytest.raises(ValueError, match="unknown drive mode 'turbo'"):
+        Mixer().run("turbo", 0, 0, 0, 0, 1)
+
+
+def test_limiter_ramps_up_drops_instantly_and_reverses_through_neutral():
+    now = [0.0]
+    limiter = ThrottleLimiter(max_forward=0.6, max_reverse=0.3, ramp_per_s=2.0, clock=lambda: now[0])
+    outputs = []
+    for _ in range(6):
+        outputs.append(limiter.run(1.0))
+        now[0] += 0.1
+    assert outputs == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.6, 0.6])  # 2/s ramp, capped at 0.6
+    assert limiter.run(0.1) == pytest.approx(0.1)  # slowing down is instant
+    now[0] += 0.1
+    assert limiter.run(-1.0) == pytest.approx(-0.2)  # via neutral, then ramp
+    now[0] += 0.1
+    assert limiter.run(-1.0) == pytest.approx(-0.3)  # reverse limit
+    assert limiter.run(math.nan) == 0.0
+
+
+def test_failsafe_reasons_in_order():
+    now = 100.0
+    failsafe = Failsafe(controller_timeout_s=0.3, frame_timeout_s=0.25, clock=lambda: now)
+    assert failsafe.run(0.4, now - 0.1, now - 0.1) == (0.4, "")
+    assert failsafe.run(0.4, now - 0.1, now - 0.4) == (0.0, "controller silent")
+    assert failsafe.run(0.4, now - 0.1, None) == (0.0, "controller silent")
+    assert failsafe.run(0.4, now - 0.3, now) == (0.0, "camera frame stale")
+    assert failsafe.run(0.4, None, now) == (0.0, "camera frame stale")
+    assert failsafe.trips == 2  # consecutive ticks with the same reason are one trip
+
+
+def test_recorder_writes_only_in_user_mode_and_only_when_recording(tmp_path):
+    recorder = Recorder(tmp_path)
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    recorder.run(False, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
+    assert recorder.writer is None and not list(tmp_path.iterdir())  # no empty tub
+    recorder.run(True, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
+    recorder.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
+    recorder.run(True, ch.MODE_USER, None, 0.5, 0.5, ch.MODE_USER)  # no frame yet
+    recorder.run(True, ch.MODE_USER, frame, -0.3, 0.4, ch.MODE_USER)
+    recorder.shutdown()
+    records = list(Tub(recorder.path).records(load_images=True))
+    assert [(r[ch.USER_ANGLE], r[ch.USER_THROTTLE]) for r in records] == [(0.1, 0.2), (-0.3, 0.4)]
+    assert abs(int(records[0][ch.CAMERA_IMAGE].mean()) - 90) <= 2
+    autopilot = Recorder(tmp_path / "auto", in_autopilot=True)
+    autopilot.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
+    autopilot.shutdown()
+    assert len(Tub(autopilot.path)) == 1
+
+
+def test_example_config_is_valid_and_documents_every_default():
+    example = os.path.join(REPO, "config", "car.example.toml")
+    assert load_config(example).model_dump() == parse_config({}).model_dump()
+
+
+def test_config_errors_name_the_key(tmp_path):
+    path = tmp_path / "car.toml"
+    path.write_text('[throttle]\nmax_forwrd = 0.5\nmax_reverse = 2\n[loop]\nrate_hz = "fast"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "throttle.max_forwrd: unknown key" in message
+    assert "throttle.max_reverse: Input should be less than or equal to 1" in message
+    assert "loop.rate_hz:" in message
+    path.write_text("[steering]\nleft_us = 1400\ncentre_us = 1500\nright_us = 1450\n")
+    with pytest.raises(ConfigError, match="steering: .*centre_us must lie strictly between"):
+        load_config(path)
+    path.write_text("name = 'x\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_web_message_modes_match_the_channels():
+    assert set(ControlMessage.model_fields["mode"].annotation.__args__[0].__args__) == set(ch.MODES)
+
+
+def test_gamepad_reads_linux_js_events_from_the_device(tmp_path):
+    fifo = tmp_path / "js0"
+    os.mkfifo(fifo)
+    pad = GamepadController(str(fifo), steering_axis=0, throttle_axis=1, mode_button=3, record_button=0,
+                            stop_button=1)
+    thread = threading.Thread(target=pad.update, daemon=True)
+    thread.start()
+    with open(fifo, "wb", buffering=0) as device:
+        events = [
+            (0, 0, JS_EVENT_AXIS | JS_EVENT_INIT, 0),  # initial state on open
+            (10, 16384, JS_EVENT_AXIS, 0),  # half right
+            (20, -32767, JS_EVENT_AXIS, 1),  # stick fully up = forward (inverted axis)
+            (30, 1, JS_EVENT_BUTTON, 3),  # mode: user -> local_angle
+            (31, 0, JS_EVENT_BUTTON, 3),  # release: no change
+            (40, 1, JS_EVENT_BUTTON, 0),  # record on
+        ]
+        device.write(b"".join(JS_EVENT.pack(*event) for event in events))
+        deadline = time.monotonic() + 2
+        while not pad.recording and time.monotonic() < deadline:
+            time.sleep(0.01)
+        angle, throttle, mode, recording, cap, alive = pad.run()
+        assert angle == pytest.approx(0.5, abs=1e-3) and throttle == pytest.approx(1.0)
+        assert (mode, recording) == (ch.MODE_LOCAL_ANGLE, True)
+        assert alive == pytest.approx(time.monotonic(), abs=0.1)
+        device.write(JS_EVENT.pack(50, 1, JS_EVENT_BUTTON, 1))  # stop button
+        deadline = time.monotonic() + 2
+        while pad.run()[2] != ch.MODE_USER and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pad.run()[1:3] == (0.0, ch.MODE_USER)
+    thread.join(timeout=2)  # the device went away: the reader ends
+    assert not thread.is_alive() and not pad.connected
+    last_alive = pad.run()[5]
+    time.sleep(0.05)
+    assert pad.run()[5] == last_alive, "a lost pad stops refreshing the timestamp"
+
+
+def test_opencv_camera_plays_a_video_file_as_a_live_camera(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 50, (320, 240))
+    for i in range(10):
+        frame = np.zeros((240, 320, 3), np.uint8)
+        frame[:, :, 2] = 200  # red in BGR
+        frame[:, : 32 * (i + 1), 1] = 100
+        writer.write(frame)
+    writer.release()
+    camera = OpenCVCamera(str(video), width=160, height=120)
+    thread = threading.Thread(target=camera.update, daemon=True)
+    thread.start()
+    assert camera.wait_first_frame(5)
+    frame, stamp = camera.run()
+    assert frame.shape == (120, 160, 3) and frame.dtype == np.uint8
+    assert frame[..., 0].mean() > 150 and frame[..., 2].mean() < 50, "frames are RGB"
+    assert stamp == pytest.approx(time.monotonic(), abs=0.5)
+    thread.join(timeout=5)  # a file ends; the frame then goes stale
+    assert camera.frames == 10
+
+
+def test_tub_camera_replays_real_frames_then_goes_stale(donkey_tub):
+    camera = TubCamera(donkey_tub)
+    frame, stamp = camera.run()
+    assert frame.shape == (120, 160, 3) and stamp is not None
+    for _ in range(len(camera.tub) + 5):
+        last, last_stamp = camera.run()
+    assert camera.frames == len(camera.tub) - len(camera.tub.problems)
+    assert camera.run()[1] == last_stamp  # no new timestamp after the end

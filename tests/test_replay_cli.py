@@ -1,0 +1,113 @@
+"""scripts/replay.py end to end: a real TFLite bundle, real tubs, the PNG/MP4/JSON it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from car.frames import to_model_input
+from car.sim import Simulation, Track, record_tub
+from car.tub import Tub
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+replay_script = _load_script("replay")
+
+
+@pytest.fixture(scope="module")
+def sim_tub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("replay_cli") / "sim_tub"
+    record_tub(Simulation(Track.from_seed(4)), path, laps=1, noise=0.3, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory, sim_tub: Path) -> Path:
+    """An untrained `fast` model exported by the training code: a real pilot.tflite + model.json."""
+    from training.export import export_bundle
+    from training.models import build_model, default_frame_spec
+
+    spec = default_frame_spec("fast")
+    frames = np.stack([to_model_input(r["cam/image_array"], spec)
+                       for _, r in zip(range(32), Tub(sim_tub).records(load_images=True))])
+    out = tmp_path_factory.mktemp("bundle") / "fast"
+    export_bundle(build_model("fast", spec.input_shape), spec, out, architecture="fast",
+                  representative=frames, parity_inputs=frames, quantization="float32", log=lambda *_: None)
+    return out
+
+
+def _run_json(capsys: pytest.CaptureFixture, *argv: str) -> dict:
+    assert replay_script.main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _video_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_open_loop_replays_the_held_out_block_of_a_real_tub_and_writes_its_figures(
+    capsys: pytest.CaptureFixture, bundle: Path, donkey_tub: Path, tmp_path: Path
+) -> None:
+    metrics = _run_json(capsys, "--tub", str(donkey_tub), "--model", str(bundle), "--out", str(tmp_path),
+                        "--records", "800:1000")
+
+    assert metrics["frames"] == 200 and metrics["skipped"] == 0
+    for key in ("steering_mse", "steering_mae", "throttle_mae", "baseline_steering_mse"):
+        assert np.isfinite(metrics[key]), key
+    angles = np.array([r["user/angle"] for r in Tub(donkey_tub).records() if 800 <= r["_index"] < 1000])
+    assert metrics["baseline_steering_mse"] == pytest.approx(np.var(angles))
+    assert {g["situation"] for g in metrics["situations"]} <= {"straight", "curve left", "curve right"}
+    assert sum(g["frames"] for g in metrics["situations"]) == 200
+    assert sum(g["error_share"] for g in metrics["situations"]) == pytest.approx(1.0)
+    for name in ("timeline", "errors"):
+        image = cv2.imread(metrics["files"][name])
+        assert image is not None and image.shape[0] > 300 and image.std() > 10, name
+    assert _video_frames(Path(metrics["files"]["video"])) == 200
+
+
+def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
+    capsys: pytest.CaptureFixture, bundle: Path, sim_tub: Path, tmp_path: Path
+) -> None:
+    metrics = _run_json(capsys, "--closed-loop", "--tub", str(sim_tub), "--model", str(bundle), "--out", str(tmp_path))
+
+    for key in ("autonomy", "interventions", "mean_offset", "max_offset"):
+        assert key in metrics
+    assert 0.0 <= metrics["autonomy"] <= 1.0
+    assert metrics["path"] == "sim pose" and metrics["intervention_rule"] == "road edge"
+    assert metrics["camera"]["pitch_deg"] == Tub(sim_tub).metadata["camera"]["pitch_deg"]
+    assert _video_frames(Path(metrics["files"]["video"])) == metrics["steps"]
+
+
+def test_closed_loop_camera_flags_override_the_recorded_camera(
+    capsys: pytest.CaptureFixture, bundle: Path, sim_tub: Path, tmp_path: Path
+) -> None:
+    metrics = _run_json(capsys, "--closed-loop", "--tub", str(sim_tub), "--model", str(bundle), "--out", str(tmp_path),
+                        "--no-video", "--camera-pitch", "25", "--camera-height", "0.15")
+    assert metrics["camera"]["pitch_deg"] == 25.0 and metrics["camera"]["height_m"] == 0.15
+    assert "files" not in metrics
+
+
+def test_a_broken_bundle_is_an_error_naming_the_file(
+    capsys: pytest.CaptureFixture, donkey_tub: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "model.json").write_text("{not json")
+    assert replay_script.main(["--tub", str(donkey_tub), "--model", str(tmp_path)]) == 2
+    assert str(tmp_path / "model.json") in capsys.readouterr().err

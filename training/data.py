@@ -1,0 +1,162 @@
+"""Tubs -> labelled frames in memory, filtered, with every skipped record counted.
+
+The datasets here are small (thousands of 160x120 frames, a few hundred MB at most), so
+all frames are decoded once, in parallel threads (OpenCV releases the GIL while decoding
+JPEGs), and kept as uint8 arrays. `training.pipeline` turns them into tf.data pipelines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from car.channels import CAMERA_IMAGE, MODE_USER, USER_ANGLE, USER_MODE, USER_THROTTLE
+from car.tub import Tub, TubRecordError, open_tubs
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Which records are worth learning from.
+
+    modes: keep records driven in these modes (a record without a mode counts as `user`);
+        the autopilot's own laps would teach the model its own mistakes.
+    min_throttle: keep records with throttle above this (None keeps all): a parked car's
+        frames say nothing about steering.
+    index_range: keep records whose `_index` is in [start, stop) (None keeps all).
+    """
+
+    modes: tuple[str, ...] = (MODE_USER,)
+    min_throttle: float | None = None
+    index_range: tuple[int, int] | None = None
+
+
+@dataclass
+class Frames:
+    """Labelled camera frames in recording order; arrays share their first axis (N)."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB camera frames
+    angles: np.ndarray  # (N,) float32
+    throttles: np.ndarray  # (N,) float32
+    sessions: np.ndarray  # (N,) str: "<tub path>#<session id>", a continuous recording
+    indexes: np.ndarray  # (N,) int64: the record's _index in its tub
+
+    def __len__(self) -> int:
+        return len(self.angles)
+
+    def take(self, positions: np.ndarray) -> "Frames":
+        """The frames at `positions` (keeps their order)."""
+        return Frames(
+            self.images[positions],
+            self.angles[positions],
+            self.throttles[positions],
+            self.sessions[positions],
+            self.indexes[positions],
+        )
+
+
+@dataclass
+class LoadReport:
+    """What loading read, kept and skipped, for the training report."""
+
+    tubs: list[str] = field(default_factory=list)
+    kept: int = 0
+    filtered: Counter = field(default_factory=Counter)  # reason -> records filtered out
+    deleted: int = 0  # records marked deleted in the tubs (never read)
+    bad: list[str] = field(default_factory=list)  # one line per skipped bad record
+
+    def summary(self) -> str:
+        filtered = ", ".join(f"{count} {reason}" for reason, count in sorted(self.filtered.items())) or "none"
+        return (
+            f"{self.kept} frames kept from {len(self.tubs)} tub(s); filtered out: {filtered}; "
+            f"deleted: {self.deleted}; bad records skipped: {len(self.bad)}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "tubs": self.tubs,
+            "kept": self.kept,
+            "filtered": dict(self.filtered),
+            "deleted": self.deleted,
+            "bad_records": len(self.bad),
+            "bad_examples": self.bad[:20],
+        }
+
+
+def _filter_reason(record: dict, rules: RecordFilter) -> str | None:
+    """Why a record is filtered out, or None to keep it."""
+    if USER_ANGLE not in record or USER_THROTTLE not in record or record.get(CAMERA_IMAGE) is None:
+        return "without image/angle/throttle"
+    if rules.index_range is not None and not rules.index_range[0] <= record["_index"] < rules.index_range[1]:
+        return "outside the index range"
+    if record.get(USER_MODE, MODE_USER) not in rules.modes:
+        return f"in mode {record.get(USER_MODE)!r}"
+    if rules.min_throttle is not None and not float(record[USER_THROTTLE]) > rules.min_throttle:
+        return f"with throttle <= {rules.min_throttle:g}"
+    return None
+
+
+def _decode(job: tuple[Tub, dict]) -> np.ndarray | str:
+    """Decode one record's image, or return why it is bad."""
+    tub, record = job
+    try:
+        return tub.load_image(record)
+    except TubRecordError as err:
+        return str(err)
+
+
+def load_frames(
+    paths: Iterable[str | os.PathLike],
+    rules: RecordFilter = RecordFilter(),
+    workers: int = 4,
+    progress: bool = True,
+) -> tuple[Frames, LoadReport]:
+    """Read tubs (folders, or folders of tubs) into memory; bad records are skipped and counted."""
+    report = LoadReport()
+    jobs: list[tuple[Tub, dict]] = []
+    for tub in open_tubs(paths):
+        report.tubs.append(str(tub.path))
+        report.deleted += len(tub.deleted_indexes)
+        for record in tub.records():
+            reason = _filter_reason(record, rules)
+            if reason is None:
+                jobs.append((tub, record))
+            else:
+                report.filtered[reason] += 1
+        report.bad.extend(str(problem) for problem in tub.problems)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        decoded = list(
+            tqdm(pool.map(_decode, jobs), total=len(jobs), desc="decode", unit="frame", disable=not progress)
+        )
+    images, kept = [], []
+    for job, image in zip(jobs, decoded):
+        if isinstance(image, str):
+            report.bad.append(image)
+        elif images and image.shape != images[0].shape:
+            shape = images[0].shape
+            report.bad.append(f"{job[0].image_path(job[1])}: {image.shape[1]}x{image.shape[0]}, expected {shape[1]}x{shape[0]}")
+        else:
+            images.append(image)
+            kept.append(job)
+    report.kept = len(kept)
+    if not kept:
+        raise ValueError(f"no usable frames in {report.tubs}: {report.summary()}")
+    frames = Frames(
+        images=np.stack(images),
+        angles=np.array([record[USER_ANGLE] for _, record in kept], dtype=np.float32),
+        throttles=np.array([record[USER_THROTTLE] for _, record in kept], dtype=np.float32),
+        sessions=np.array([f"{tub.path}#{record.get('_session_id', '')}" for tub, record in kept]),
+        indexes=np.array([record["_index"] for _, record in kept], dtype=np.int64),
+    )
+    return frames, report
+
+
+def source_size(frames: Frames) -> tuple[int, int]:
+    """(width, height) of the camera frames."""
+    return int(frames.images.shape[2]), int(frames.images.shape[1])
+

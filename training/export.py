@@ -1,0 +1,232 @@
+"""Keras model -> model bundle (`pilot.tflite` + `model.json`) the car can load.
+
+Quantisation: `float32`, `dynamic` (int8 weights, float activations) or `int8` (weights
+and activations, calibrated on representative frames from the tub). `auto`, the default,
+takes int8 when it passes the parity check and falls back to dynamic, then float32.
+
+Parity is measured through `car.pilot.Pilot`, the exact code the car runs, on dev frames
+the model did not train on: the max and mean absolute difference of each output between
+TFLite and Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from car.bundle import TFLITE_FILE, LatencySpec, ModelCard, OutputSpec, save_card
+from car.frames import FrameSpec
+from car.pilot import Pilot
+from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR, budget_warning, latency_spec, time_pilot
+from training.models import OUTPUT_NAMES
+
+QUANTIZATIONS = ("int8", "dynamic", "float32")
+AUTO_ORDER = ("int8", "dynamic", "float32")
+# An output passes parity when TFLite stays this close to Keras (output units; angle in [-1, 1]).
+PARITY_MAX_ABS = 0.10
+PARITY_MEAN_ABS = 0.02
+REPRESENTATIVE_FRAMES = 200
+PARITY_FRAMES = 200
+
+
+def convert(model, quantization: str, representative: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model to TFLite; int8 needs normalised representative inputs (N, H, W, C)."""
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantization in ("dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8":
+        if representative is None or len(representative) == 0:
+            raise ValueError("int8 quantisation needs representative frames from the tub")
+        samples = representative[:REPRESENTATIVE_FRAMES].astype(np.float32)
+
+        def representative_dataset():
+            for sample in samples:
+                yield [sample[None]]
+
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return converter.convert()  # Keras prints its SavedModel signature on stdout: hide it
+
+
+def keras_outputs(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Keras predictions by output name, each (N,)."""
+    predictions = model.predict(inputs, batch_size=64, verbose=0)
+    return {name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUT_NAMES, predictions)}
+
+
+def tflite_outputs(pilot: Pilot, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """TFLite predictions through the car's Pilot, by output name, each (N,)."""
+    rows = [pilot.predict(sample[None]) for sample in inputs]
+    return {name: np.array([row[name] for row in rows], dtype=np.float32) for name in OUTPUT_NAMES}
+
+
+def parity_report(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Max and mean |TFLite - Keras| per output, and whether every output is within tolerance."""
+    report: dict[str, Any] = {"frames": int(len(next(iter(reference.values()))))}
+    passed = True
+    for name in OUTPUT_NAMES:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: reported as NaN, fails parity
+            diff = np.abs(candidate[name] - reference[name])
+        max_abs, mean_abs = float(diff.max()), float(diff.mean())
+        report[name] = {"max_abs_diff": max_abs, "mean_abs_diff": mean_abs}
+        passed &= max_abs <= PARITY_MAX_ABS and mean_abs <= PARITY_MEAN_ABS
+    report["tolerance"] = {"max_abs_diff": PARITY_MAX_ABS, "mean_abs_diff": PARITY_MEAN_ABS}
+    report["passed"] = bool(passed)
+    return report
+
+
+def git_revision() -> str:
+    """The repository's HEAD commit, or '' outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def output_specs() -> list[OutputSpec]:
+    """Angle and throttle, in the Keras (= TFLite signature) output order."""
+    return [OutputSpec(name=name, index=index, low=-1.0, high=1.0) for index, name in enumerate(OUTPUT_NAMES)]
+
+
+def export_bundle(
+    model,
+    spec: FrameSpec,
+    out: str | Path,
+    *,
+    architecture: str,
+    representative: np.ndarray,
+    parity_inputs: np.ndarray,
+    quantization: str = "auto",
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    budget_ms: float = DEFAULT_BUDGET_MS,
+    pi_scale_factor: float = PI4_SCALE_FACTOR,
+    log=print,
+) -> ModelCard:
+    """Write pilot.tflite + model.json into `out`; returns the card written.
+
+    `representative` and `parity_inputs` are normalised model inputs (N, H, W, C): training
+    frames for int8 calibration, dev frames for the parity check.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    candidates = AUTO_ORDER if quantization == "auto" else (quantization,)
+    parity_inputs = parity_inputs[:PARITY_FRAMES]
+    reference = keras_outputs(model, parity_inputs)
+    card = ModelCard(
+        architecture=architecture,
+        quantization=candidates[0],
+        input=spec,
+        outputs=output_specs(),
+        training=training or {},
+        metrics=metrics or {},
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        git_revision=git_revision(),
+    )
+    attempts: dict[str, Any] = {}
+    for candidate in candidates:
+        (out / TFLITE_FILE).write_bytes(convert(model, candidate, representative))
+        card.quantization = candidate
+        save_card(card, out)
+        pilot = Pilot.load(out, num_threads=1)
+        parity = parity_report(reference, tflite_outputs(pilot, parity_inputs))
+        attempts[candidate] = parity
+        log(
+            f"parity {candidate:>7}: angle max {parity['angle']['max_abs_diff']:.4f} "
+            f"mean {parity['angle']['mean_abs_diff']:.4f}, throttle max "
+            f"{parity['throttle']['max_abs_diff']:.4f} mean {parity['throttle']['mean_abs_diff']:.4f} "
+            f"over {parity['frames']} dev frames -> {'pass' if parity['passed'] else 'FAIL'}"
+        )
+        if parity["passed"] or candidate == candidates[-1]:
+            break
+        log(f"{candidate} misses parity tolerance; trying the next quantisation")
+    card.parity = {**parity, "quantization": candidate, "attempts": attempts}
+    timing = time_pilot(pilot)
+    card.latency = LatencySpec(**latency_spec(timing, budget_ms, pi_scale_factor))
+    save_card(card, out)
+    log(
+        f"exported {out / TFLITE_FILE} ({candidate}, {(out / TFLITE_FILE).stat().st_size / 1024:.0f} KiB): "
+        f"{timing['median_ms']:.3f} ms median, {timing['p99_ms']:.3f} ms p99 (1 thread, this machine); "
+        f"Pi 4 estimate {card.latency.pi_estimate_ms:.2f} ms vs budget {budget_ms:g} ms"
+    )
+    warning = budget_warning(card.latency.model_dump())
+    if warning:
+        log(warning)
+    return card
+
+
+def export_keras_file(
+    keras_path: str | Path,
+    tubs: list[str | Path],
+    out: str | Path,
+    *,
+    spec: FrameSpec,
+    architecture: str,
+    rules=None,
+    split_config=None,
+    quantization: str = "auto",
+    budget_ms: float = DEFAULT_BUDGET_MS,
+    pi_scale_factor: float = PI4_SCALE_FACTOR,
+    log=print,
+) -> ModelCard:
+    """Export a saved Keras model, calibrating and checking parity on frames from `tubs`.
+
+    The tub is split exactly as training splits it (same seed), so calibration uses
+    training frames and parity uses dev frames.
+    """
+    import keras
+
+    from car.frames import normalise
+    from training.data import RecordFilter, load_frames
+    from training.pipeline import prepare_all
+    from training.split import SplitConfig, split_frames
+
+    model = keras.models.load_model(keras_path, compile=False)
+    frames, report = load_frames(tubs, rules or RecordFilter(), progress=False)
+    log(f"data: {report.summary()}")
+    split = split_frames(frames.sessions, split_config or SplitConfig())
+    if len(split.dev) == 0:
+        raise ValueError("no dev frames for the parity check: use more data or a different --split")
+    rng = np.random.default_rng(0)
+    calibration = frames.take(np.sort(rng.permutation(split.train)[:REPRESENTATIVE_FRAMES]))
+    dev = frames.take(split.dev[:PARITY_FRAMES])
+    return export_bundle(
+        model, spec, out,
+        architecture=architecture,
+        representative=normalise(prepare_all(calibration.images, spec), spec),
+        parity_inputs=normalise(prepare_all(dev.images, spec), spec),
+        quantization=quantization,
+        training={"keras_model": str(Path(keras_path).resolve()), "data": report.to_dict()},
+        budget_ms=budget_ms,
+        pi_scale_factor=pi_scale_factor,
+        log=log,
+    )
+
+
+def remeasure_latency(bundle: str | Path, budget_ms: float, pi_scale_factor: float, runs: int = 300) -> ModelCard:
+    """Time a bundle where this runs (e.g. on the Pi, with pi_scale_factor=1) and update model.json."""
+    from car.bundle import bundle_dir, load_card
+
+    pilot = Pilot.load(bundle, num_threads=1)
+    card = load_card(bundle)
+    card.latency = LatencySpec(**latency_spec(time_pilot(pilot, runs=runs), budget_ms, pi_scale_factor))
+    save_card(card, bundle_dir(bundle))
+    return card

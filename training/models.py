@@ -1,0 +1,168 @@
+"""The three steering models: `linear` (Donkeycar's default), `pilotnet` (NVIDIA) and `fast`.
+
+Each architecture comes with the camera-frame preparation it was designed for (a
+`FrameSpec`), so a model and its input always travel together into model.json.
+All return a Keras model with two outputs in this order: angle, throttle. That order is
+the TFLite signature's order (`output_0`, `output_1`), which the car relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from car.frames import FrameSpec
+
+ARCHITECTURES = ("fast", "linear", "pilotnet")
+OUTPUT_NAMES = ("angle", "throttle")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Regularisation knobs shared by all architectures (None = the architecture's default)."""
+
+    dropout: float | None = None
+    l2: float = 0.0
+    batch_norm: bool | None = None
+
+
+def default_frame_spec(architecture: str, source_width: int = 160, source_height: int = 120) -> FrameSpec:
+    """The input each architecture was designed for, for a camera of the given size.
+
+    `linear` sees the whole frame as in Donkeycar. `pilotnet` and `fast` crop the top
+    third (sky, ceiling, people: nothing that tells where the road goes). `fast` then
+    halves the resolution: lane lines stay several pixels wide at 80x40, and a 4x smaller
+    input is the largest single latency saving.
+    """
+    sky = source_height // 3
+    if architecture == "linear":
+        return FrameSpec(source_width, source_height, width=source_width, height=source_height)
+    if architecture == "pilotnet":
+        return FrameSpec(source_width, source_height, crop_top=sky, width=200, height=66)
+    if architecture == "fast":
+        return FrameSpec(
+            source_width, source_height, crop_top=sky, width=source_width // 2, height=(source_height - sky) // 2
+        )
+    raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
+
+
+def build_model(architecture: str, input_shape: tuple[int, int, int], options: ModelOptions = ModelOptions()):
+    """A compiled-ready (uncompiled) Keras model: image (H, W, C) -> [angle (1,), throttle (1,)]."""
+    builders: dict[str, Callable] = {"linear": _linear, "pilotnet": _pilotnet, "fast": _fast}
+    if architecture not in builders:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
+    return builders[architecture](input_shape, options)
+
+
+def set_output_bias(model, means: dict[str, float]) -> None:
+    """Start each output at its training-label mean (zero kernel, bias = mean).
+
+    A randomly initialised head starts with predictions spread far beyond the labels'
+    range, and the first epochs go into undoing that instead of learning to steer.
+    """
+    for name, mean in means.items():
+        kernel, bias = model.get_layer(name).get_weights()
+        model.get_layer(name).set_weights([np.zeros_like(kernel), np.full_like(bias, mean)])
+
+
+class _Blocks:
+    """Conv/dense blocks with the configured L2 penalty, batch norm and dropout."""
+
+    def __init__(self, options: ModelOptions, dropout: float, batch_norm: bool) -> None:
+        import keras
+
+        self.keras = keras
+        self.dropout = dropout if options.dropout is None else options.dropout
+        self.batch_norm = batch_norm if options.batch_norm is None else options.batch_norm
+        self.regulariser = keras.regularizers.L2(options.l2) if options.l2 > 0 else None
+
+    def conv(self, x, filters: int, kernel: int, stride: int, padding: str = "valid", dropout: bool = True):
+        layers = self.keras.layers
+        x = layers.Conv2D(
+            filters,
+            kernel,
+            strides=stride,
+            padding=padding,
+            use_bias=not self.batch_norm,
+            kernel_regularizer=self.regulariser,
+        )(x)
+        if self.batch_norm:
+            x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        if dropout and self.dropout > 0:
+            x = layers.Dropout(self.dropout)(x)
+        return x
+
+    def dense(self, x, units: int):
+        layers = self.keras.layers
+        x = layers.Dense(units, use_bias=not self.batch_norm, kernel_regularizer=self.regulariser)(x)
+        if self.batch_norm:
+            x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        if self.dropout > 0:
+            x = layers.Dropout(self.dropout)(x)
+        return x
+
+    def heads(self, x, inputs, name: str):
+        """Two linear outputs, angle then throttle (the order the TFLite signature keeps)."""
+        layers = self.keras.layers
+        outputs = [layers.Dense(1, name=output)(x) for output in OUTPUT_NAMES]
+        return self.keras.Model(inputs, outputs, name=name)
+
+
+def _linear(input_shape, options: ModelOptions):
+    """Donkeycar's KerasLinear: five convs, dense 100 and 50, dropout 0.2, no batch norm."""
+    import keras
+
+    blocks = _Blocks(options, dropout=0.2, batch_norm=False)
+    inputs = keras.Input(input_shape, name="image")  # (120, 160, 3)
+    x = blocks.conv(inputs, 24, 5, 2)  # (58, 78, 24)
+    x = blocks.conv(x, 32, 5, 2)  # (27, 37, 32)
+    x = blocks.conv(x, 64, 5, 2)  # (12, 17, 64)
+    x = blocks.conv(x, 64, 3, 1)  # (10, 15, 64)
+    x = blocks.conv(x, 64, 3, 1)  # (8, 13, 64)
+    x = keras.layers.Flatten()(x)  # (6656,)
+    x = blocks.dense(x, 100)
+    x = blocks.dense(x, 50)
+    return blocks.heads(x, inputs, "linear")
+
+
+def _pilotnet(input_shape, options: ModelOptions):
+    """NVIDIA's PilotNet (Bojarski et al. 2016): five convs, dense 100-50-10."""
+    import keras
+
+    blocks = _Blocks(options, dropout=0.1, batch_norm=True)
+    inputs = keras.Input(input_shape, name="image")  # (66, 200, 3)
+    x = blocks.conv(inputs, 24, 5, 2, dropout=False)  # (31, 98, 24)
+    x = blocks.conv(x, 36, 5, 2, dropout=False)  # (14, 47, 36)
+    x = blocks.conv(x, 48, 5, 2, dropout=False)  # (5, 22, 48)
+    x = blocks.conv(x, 64, 3, 1, dropout=False)  # (3, 20, 64)
+    x = blocks.conv(x, 64, 3, 1)  # (1, 18, 64)
+    x = keras.layers.Flatten()(x)  # (1152,)
+    x = blocks.dense(x, 100)
+    x = blocks.dense(x, 50)
+    x = blocks.dense(x, 10)
+    return blocks.heads(x, inputs, "pilotnet")
+
+
+def _fast(input_shape, options: ModelOptions):
+    """Small strided CNN for the latency budget: ~3 M multiply-adds on a 40x80 input.
+
+    Four strided 'same' convs shrink the image 8x before a small dense layer; the final
+    feature map is flattened, not pooled, because *where* the lane is decides the angle.
+    Batch norm folds into the convs at export, so it costs nothing on the car.
+    """
+    import keras
+
+    blocks = _Blocks(options, dropout=0.2, batch_norm=True)
+    inputs = keras.Input(input_shape, name="image")  # (40, 80, 3)
+    x = blocks.conv(inputs, 16, 5, 2, "same", dropout=False)  # (20, 40, 16)
+    x = blocks.conv(x, 32, 3, 2, "same", dropout=False)  # (10, 20, 32)
+    x = blocks.conv(x, 48, 3, 2, "same", dropout=False)  # (5, 10, 48)
+    x = blocks.conv(x, 64, 3, 1, "valid", dropout=False)  # (3, 8, 64)
+    x = keras.layers.Flatten()(x)  # (1536,)
+    x = keras.layers.Dropout(blocks.dropout)(x) if blocks.dropout > 0 else x
+    x = blocks.dense(x, 64)
+    return blocks.heads(x, inputs, "fast")

@@ -1,0 +1,99 @@
+"""Train/dev/test split by contiguous blocks of frames (or whole sessions), never frame by frame.
+
+At 20 Hz neighbouring frames are near-identical. A per-frame random split puts the twin
+of almost every dev frame into the training set, so the dev error measures memory, not
+driving. Here each recording session is cut into blocks of consecutive frames and whole
+blocks go to one set; `gap` frames at both ends of every dev/test block are dropped so
+that no dev/test frame sits next to a training frame.
+
+Sizes follow the usual recipe: 80/10/10 for small data; once the data is large, dev and
+test only need enough frames to measure an error precisely, so each is capped
+(`max_eval_frames`, 10,000 by default, i.e. 98/1/1 at a million frames) and the rest trains.
+The three sets come from the same distribution (blocks are drawn at random from all tubs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SPLIT_UNITS = ("block", "session")
+MAX_EVAL_FRAMES = 10_000
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    unit: str = "block"  # "block" of consecutive frames, or whole "session"
+    block_frames: int = 100  # 5 s at 20 Hz
+    gap: int = 5  # frames dropped at both ends of each dev/test block
+    max_eval_frames: int = MAX_EVAL_FRAMES
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}")
+        if self.fractions[0] == 0:
+            raise ValueError("the training fraction must be > 0")
+        if self.unit not in SPLIT_UNITS:
+            raise ValueError(f"split unit must be one of {SPLIT_UNITS}, got {self.unit!r}")
+        if self.block_frames < 1 or self.gap < 0:
+            raise ValueError("block_frames must be >= 1 and gap >= 0")
+
+
+@dataclass
+class Split:
+    """Positions (into the frames array) of each set, each in recording order."""
+
+    train: np.ndarray
+    dev: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+
+def split_units(sessions: np.ndarray, config: SplitConfig) -> list[np.ndarray]:
+    """Cut the recording order into units: runs of one session, chopped into blocks."""
+    boundaries = np.flatnonzero(sessions[1:] != sessions[:-1]) + 1
+    runs = np.split(np.arange(len(sessions)), boundaries)
+    if config.unit == "session":
+        return runs
+    return [run[start : start + config.block_frames] for run in runs for start in range(0, len(run), config.block_frames)]
+
+
+def split_frames(sessions: np.ndarray, config: SplitConfig = SplitConfig()) -> Split:
+    """Assign whole units at random (seeded) to dev and test until each has its share."""
+    units = split_units(np.asarray(sessions), config)
+    total = len(sessions)
+    wanted_sets = sum(1 for f in config.fractions if f > 0)
+    if len(units) < wanted_sets:
+        raise ValueError(
+            f"only {len(units)} {config.unit}(s) of frames for {wanted_sets} sets: record more, "
+            f"or use a smaller --block-frames (now {config.block_frames})"
+        )
+    targets = [min(round(f * total), config.max_eval_frames) if f > 0 else 0 for f in config.fractions[1:]]
+    order = np.random.default_rng(config.seed).permutation(len(units))
+    assigned: list[list[np.ndarray]] = [[], [], []]
+    filled = [0, 0, 0]
+    for position, unit_number in enumerate(order):
+        unit = units[unit_number]
+        # dev (1) and test (2) take turns, the one furthest from its target first, until
+        # both have their share; the last unit always trains.
+        hungry = [s for s in (1, 2) if filled[s] < targets[s - 1]] if position < len(order) - 1 else []
+        which = min(hungry, key=lambda s: filled[s] / targets[s - 1]) if hungry else 0
+        assigned[which].append(unit)
+        filled[which] += len(unit)
+    train = np.sort(np.concatenate(assigned[0]))
+    dev, test = (_trim(assigned[which], config.gap) for which in (1, 2))
+    return Split(train=train, dev=dev, test=test)
+
+
+def _trim(units: list[np.ndarray], gap: int) -> np.ndarray:
+    """Drop `gap` frames at both ends of each unit (keeping at least one frame per unit)."""
+    kept = []
+    for unit in units:
+        cut = min(gap, (len(unit) - 1) // 2)
+        kept.append(unit[cut : len(unit) - cut])
+    return np.sort(np.concatenate(kept)) if kept else np.array([], dtype=np.int64)
