@@ -35,12 +35,13 @@ def is_tub(path: Path) -> bool:
 def decode_jpeg(path: Path) -> np.ndarray:
     """JPEG file -> RGB uint8 (H, W, 3); raises TubRecordError naming the file."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise TubRecordError(f"{path}: image is missing") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
     if image is None:
-        raise TubRecordError(f"{path}: not a decodable JPEG ({data.size} bytes)")
+        raise TubRecordError(f"{path}: not a decodable JPEG ({len(data)} bytes)")
     return image
 
 

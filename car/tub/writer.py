@@ -102,7 +102,7 @@ class TubWriter:
         metadata: dict | None = None,
         max_catalog_len: int = 1000,
         sync_interval_s: float = 1.0,
-        jpeg_quality: int = 90,
+        jpeg_quality: int = 85,
     ) -> None:
         self.path = Path(path)
         self.jpeg_quality = jpeg_quality
