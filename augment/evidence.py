@@ -182,14 +182,14 @@ def run_evidence(plan: EvidencePlan, out: Path, log: Callable[[str], None] = pri
 
 def stylised_copies(tub: Path, style_dirs: tuple[str, ...], folder: Path, log: Callable[[str], None]) -> list[Path]:
     """The training tub re-rendered in each style (kept between runs)."""
-    from augment.style import Stylizer, load_style, stylize_tub
+    from augment.style import Stylizer, read_card, stylize_tub
 
     copies = []
     for style_dir in style_dirs:
-        network, card = load_style(style_dir)
+        card = read_card(style_dir)
         target = folder / f"{tub.name}-{card.get('name') or Path(style_dir).name}"
         if not target.exists():
-            report = stylize_tub(Stylizer(network), card, tub, target, progress=False)
+            report = stylize_tub(Stylizer(style_dir), card, tub, target, progress=False)
             log(f"stylised {report.frames} frames into {target}")
         copies.append(target)
     return copies
@@ -258,9 +258,10 @@ def plot(results: dict[str, Any], path: Path) -> Path:
             axis.bar(x + i * width, [models[name]["groups"][g][metric] for g in groups], width, label=name)
         axis.set_xticks(x + width * (len(names) - 1) / 2, groups, fontsize=8)
         axis.set_title({"autonomy": "autonomy (higher is better)", "mean_cte": "mean |CTE|, m (lower is better)"}[metric])
-        axis.legend(title="augmentation")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, title="augmentation", loc="lower center", ncol=len(names))
     figure.suptitle(f"trained on seed {results['plan']['train_seed']} only; driven closed-loop in the simulator")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

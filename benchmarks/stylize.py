@@ -1,7 +1,7 @@
 """Style-transfer apply speed: frames/s of `stylize.py apply` on the real 160x120 Donkey tub.
 
-Measures the whole apply (JPEG decode, batched transform network, JPEG encode, tub
-write) and the network alone. Speed does not depend on the weights, so without
+Measures the whole apply (JPEG decode, batched transform network as TFLite, JPEG encode,
+tub write) and the network alone. Speed does not depend on the weights, so without
 --style a random-weight network of the default size stands in for a trained one.
 """
 
@@ -25,23 +25,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from augment.style import NetworkSpec, Stylizer, build_transform_net, load_style, stylize_tub
+    from augment.style import NetworkSpec, Stylizer, build_transform_net, read_card, save_style, stylize_tub
     from car.tub import Tub
 
-    if args.style:
-        network, card = load_style(args.style)
-    else:
-        network, card = build_transform_net(NetworkSpec()), {"name": "random-weights"}
-    stylizer = Stylizer(network)
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(args.tub) if args.tub else _extract_donkey_tub(Path(scratch))
         frames = np.stack([r["cam/image_array"] for _, r in zip(range(256), Tub(source).records(load_images=True))])
-        stylizer(frames[: args.batch_size])  # trace once
+        style = args.style or save_style(
+            Path(scratch) / "random-weights", build_transform_net(NetworkSpec()), NetworkSpec(),
+            frames[0], {"name": "random-weights"}, frame_size=frames.shape[1:3],
+        )
+        card = read_card(style)
+        stylizer = Stylizer(style, args.batch_size)
+        stylizer(frames[: args.batch_size])  # load the interpreter (and convert, for a new frame size)
         started = time.perf_counter()
-        for start in range(0, len(frames), args.batch_size):
-            stylizer(frames[start : start + args.batch_size])
+        stylizer(frames)
         network_fps = len(frames) / (time.perf_counter() - started)
-        report = stylize_tub(stylizer, card, source, Path(scratch) / "styled", args.batch_size, progress=False)
+        report = stylize_tub(stylizer, card, source, Path(scratch) / "styled", progress=False)
     height, width = frames.shape[1:3]
     return {
         "frames_per_s": round(report.frames_per_s, 1),
@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> dict:
         "frame_size": f"{width}x{height}",
         "batch_size": args.batch_size,
         "style": card.get("name"),
-        "network_parameters": int(network.count_params()),
+        "runtime": "LiteRT float32, XNNPACK, 2 threads",
+        "network_parameters": int(build_transform_net(NetworkSpec.from_dict(card["network"])).count_params()),
     }
 
 

@@ -21,7 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def load_content_frames(tub_paths: list[str], max_frames: int, seed: int, scale: float = 1.0):
-    """Up to max_frames random camera frames from the tubs, scaled: uint8 (N, H, W, 3), H, W % 4 == 0."""
+    """Up to max_frames random camera frames from the tubs, scaled: uint8 (N, H, W, 3), H, W % 4 == 0,
+    and the tubs' own frame size (H, W)."""
     import cv2
     import numpy as np
 
@@ -37,7 +38,8 @@ def load_content_frames(tub_paths: list[str], max_frames: int, seed: int, scale:
     frames = [tub.load_image(record, CAMERA_IMAGE) for tub, record in (records[i] for i in picks)]
     height, width = frames[0].shape[:2]
     size = (max(4, round(width * scale / 4) * 4), max(4, round(height * scale / 4) * 4))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) if f.shape[1::-1] != size else f for f in frames])
+    scaled = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) if f.shape[1::-1] != size else f for f in frames]
+    return np.stack(scaled), (height, width)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -59,7 +61,7 @@ def train(args: argparse.Namespace) -> None:
     except VggWeightsMissing as err:
         raise SystemExit(f"error: {err}") from None
     style_image = read_image(args.style)
-    frames = load_content_frames(args.tub, args.max_frames, args.seed, args.content_scale)
+    frames, frame_size = load_content_frames(args.tub, args.max_frames, args.seed, args.content_scale)
     settings = StyleTraining(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -89,18 +91,18 @@ def train(args: argparse.Namespace) -> None:
         "history": history[:: max(1, len(history) // 200)],
         "final_loss": history[-1],
     }
-    folder = save_style(args.out, network, settings.network, style_image, info)
+    folder = save_style(args.out, network, settings.network, style_image, info, frame_size)
     first, last = history[0]["total"], history[-1]["total"]
     print(f"wrote style {name!r} to {folder} (loss {first:.3f} -> {last:.3f} over {len(history)} steps)")
 
 
 def apply(args: argparse.Namespace) -> None:
-    from augment.style import StyleError, Stylizer, load_style, stylize_tub
+    from augment.style import StyleError, Stylizer, read_card, stylize_tub
     from car.tub import TubError
 
     try:
-        network, card = load_style(args.style)
-        report = stylize_tub(Stylizer(network), card, args.tub, args.out, batch_size=args.batch_size)
+        card = read_card(args.style)
+        report = stylize_tub(Stylizer(args.style, args.batch_size), card, args.tub, args.out)
     except (StyleError, TubError) as err:
         raise SystemExit(f"error: {err}") from None
     print(
@@ -140,7 +142,7 @@ def main() -> None:
     render.add_argument("--style", required=True, help="style folder made by `train`")
     render.add_argument("--tub", required=True, help="source tub")
     render.add_argument("--out", required=True, help="new tub to write")
-    render.add_argument("--batch-size", type=int, default=32)
+    render.add_argument("--batch-size", type=int, default=32, help="frames per network call")
     render.set_defaults(func=apply)
 
     args = parser.parse_args()

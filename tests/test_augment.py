@@ -228,3 +228,32 @@ def test_batch_call_equals_per_frame_calls_and_can_prepare_first(real_frames):
     # Geometry runs before preparation: a flipped sample is the mirrored camera frame, prepared.
     flipper = augment.build_augmenter(only(flip=1.0), seed=0)
     np.testing.assert_array_equal(flipper(images[0], 0.2, 0.5, prepare=prepare)[0], prepare(images[0][:, ::-1]))
+
+
+def test_training_pipeline_augments_batches_reproducibly_keyed_by_draw(real_frames):
+    """training/pipeline.py calls augment_batch per batch with the running draw number as key."""
+    from car.frames import FrameSpec, normalise, prepare_frame
+    from training.pipeline import training_dataset
+
+    spec = FrameSpec(crop_top=40, width=80, height=40)
+    images = np.stack([image for image, _, _ in real_frames])  # (20, 120, 160, 3)
+    angles = np.array([a for _, a, _ in real_frames], np.float32)
+    throttles = np.array([t for _, _, t in real_frames], np.float32)
+
+    def first_batches(seed: int) -> list:
+        augmenter = augment.build_augmenter(AugmentConfig(), seed=seed)
+        dataset = training_dataset(images, angles, throttles, spec, batch_size=8, seed=3, augment=augmenter)
+        return [(x.numpy(), y["angle"].numpy()) for x, y in islice(dataset, 3)]
+
+    run, again, other_seed = first_batches(5), first_batches(5), first_batches(6)
+    for (x, angle), (x2, angle2) in zip(run, again):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(angle, angle2)
+    assert any(not np.array_equal(x, x2) for (x, _), (x2, _) in zip(run, other_seed))
+    assert run[0][0].shape == (8, 40, 80, 3) and run[0][1].shape == (8, 1)
+
+    augmenter = augment.build_augmenter(AugmentConfig(), seed=5)
+    prepare = lambda frame: prepare_frame(frame, spec)  # noqa: E731
+    for draw, (x, angle) in enumerate(zip(run[1][0], run[1][1]), start=8):  # second batch: draws 8..15
+        candidates = [augmenter.apply(image, a, t, key=draw, prepare=prepare) for image, a, t in real_frames]
+        assert any(np.array_equal(normalise(c.image, spec), x) and c.angle == pytest.approx(angle[0]) for c in candidates)

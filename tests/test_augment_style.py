@@ -26,6 +26,7 @@ from augment.style import (  # noqa: E402  (after the TensorFlow check)
     VggWeightsMissing,
     build_transform_net,
     load_style,
+    read_card,
     read_image,
     save_style,
     stylize_tub,
@@ -75,8 +76,8 @@ def test_transform_net_keeps_frame_shape_and_pixel_range():
 def test_stylize_tub_keeps_labels_and_records_origin(tmp_path, small_tub):
     style_image = read_image(STYLES / "waves.png")
     folder = save_style(tmp_path / "waves", build_transform_net(TINY), TINY, style_image, {"name": "waves"})
-    network, card = load_style(folder)
-    report = stylize_tub(Stylizer(network), card, small_tub, tmp_path / "styled", batch_size=7, progress=False)
+    card = read_card(folder)
+    report = stylize_tub(Stylizer(folder, batch_size=7), card, small_tub, tmp_path / "styled", progress=False)
 
     source, styled = Tub(small_tub), Tub(tmp_path / "styled")
     assert report.frames == len(source) == len(styled) == 24 and report.skipped == 0
@@ -91,16 +92,40 @@ def test_stylize_tub_keeps_labels_and_records_origin(tmp_path, small_tub):
         changed += np.abs(after[CAMERA_IMAGE].astype(int) - before[CAMERA_IMAGE]).mean() > 10
     assert changed == 24
     with pytest.raises(TubError, match="not empty"):
-        stylize_tub(Stylizer(network), card, small_tub, tmp_path / "styled", progress=False)
+        stylize_tub(Stylizer(folder), card, small_tub, tmp_path / "styled", progress=False)
 
 
 def test_saved_style_reloads_to_the_same_network(tmp_path):
     network = build_transform_net(TINY)
     folder = save_style(tmp_path / "s", network, TINY, read_image(STYLES / "mosaic.png"), {"name": "mosaic"})
     reloaded, card = load_style(folder)
-    frames = np.random.default_rng(1).integers(0, 255, (1, 60, 80, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(Stylizer(network)(frames), Stylizer(reloaded)(frames))
+    frames = np.random.default_rng(1).uniform(0, 255, (1, 60, 80, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(network(frames)), np.asarray(reloaded(frames)))
     assert NetworkSpec.from_dict(card["network"]) == TINY and (folder / "style.png").is_file()
+
+
+def test_tflite_network_renders_what_keras_renders_and_is_made_for_old_folders(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    network = build_transform_net(TINY)
+    folder = save_style(tmp_path / "s", network, TINY, read_image(STYLES / "mosaic.png"), {"name": "mosaic"})
+    saved = folder / "transform-160x120-b32.tflite"  # written with the weights, for 160x120 tubs
+    frames = np.random.default_rng(2).uniform(0, 255, (32, 120, 160, 3)).astype(np.float32)
+    interpreter = Interpreter(model_path=str(saved), num_threads=2)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], frames)
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    keras_styled = np.asarray(network(frames))
+    assert keras_styled.std() > 1.0  # a real picture, not a constant both sides could agree on
+    assert np.abs(lite - keras_styled).max() < 0.05  # 0..255 scale
+
+    saved.unlink()  # a folder saved before TFLite files: apply makes the file and keeps it
+    uint8_frames = frames[:5].astype(np.uint8)
+    styled = Stylizer(folder)(uint8_frames)
+    expected = np.clip(np.asarray(network(uint8_frames.astype(np.float32))) + 0.5, 0, 255).astype(np.uint8)
+    assert saved.is_file() and styled.shape == (5, 120, 160, 3)
+    assert np.abs(styled.astype(int) - expected).max() <= 1
 
 
 def test_bad_style_folders_name_the_problem(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training.distribute import (
@@ -118,9 +119,50 @@ def test_two_workers_on_loopback_train_in_lockstep(donkey_tub: Path, tmp_path: P
     assert chief["weights"] == pytest.approx(other["weights"], abs=1e-6)  # all-reduced: same weights
 
 
+@pytest.mark.slow
+def test_train_script_on_two_loopback_workers(donkey_tub: Path, tmp_path: Path) -> None:
+    """`scripts/train.py --distribute multiworker` as two local workers: the chief exports and registers."""
+    import keras
+
+    from car.pilot import Pilot
+    from training.registry import read_registry
+
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    out, index = tmp_path / "run", tmp_path / "index.jsonl"
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--tub", str(donkey_tub), "--records", "0:160",
+               "--block-frames", "20", "--out", str(out), "--epochs", "1", "--batch-size", "32", "--verbose", "0",
+               "--augment", "none", "--quantize", "float32", "--distribute", "multiworker", "--registry", str(index)]
+    processes = []
+    for worker in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps(worker_config(workers, worker)), "CUDA_VISIBLE_DEVICES": "-1"}
+        processes.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [process.communicate(timeout=240)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    assert "2 replica(s)" in outputs[0] and "worker done" in outputs[1] and "registry:" not in outputs[1]
+    scratch = out / "workers" / "worker_1"
+    assert (scratch / "model.keras").exists() and not (scratch / "pilot.tflite").exists()
+    chief, other = (keras.models.load_model(folder / "model.keras") for folder in (out, scratch))
+    for mine, theirs in zip(chief.trainable_weights, other.trainable_weights):  # all-reduced every step
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), atol=1e-6)
+    pilot = Pilot.load(out)
+    assert pilot.card.training["distribute"] == "multiworker" and pilot.card.training["epochs_run"] == 1
+    assert np.isfinite(pilot.run(np.zeros((120, 160, 3), np.uint8))).all()
+    # The custom loop's dev loss is the exported model's: angle MSE + throttle_weight * throttle MSE.
+    dev = pilot.card.metrics["errors"]["dev"]
+    expected = dev["angle"]["mse"] + pilot.card.training["fit"]["throttle_weight"] * dev["throttle"]["mse"]
+    assert pilot.card.training["best_dev_loss"] == pytest.approx(expected, rel=1e-3)
+    runs = read_registry(index).runs
+    assert len(runs) == 1 and runs[0]["bundle"] == str(out.resolve())  # the chief's run only
+
+
 def test_mirrored_strategy_runs_the_training_fit(donkey_tub: Path, tmp_path: Path) -> None:
     """`--distribute mirrored`: the model built in the scope trains with training.fit as is."""
-    import numpy as np
     import tensorflow as tf
 
     from car.frames import to_model_input

@@ -127,3 +127,19 @@ def test_the_car_runs_a_bundle_without_tensorflow(asymmetric_bundles):
     assert done.returncode == 0, done.stderr
     angle, throttle = eval(done.stdout.strip())
     assert angle == pytest.approx(0.5, abs=0.01) and throttle == pytest.approx(-0.3, abs=0.01)
+
+
+def test_export_latency_cli_retimes_a_bundle_where_it_runs(asymmetric_bundles, tmp_path):
+    import shutil
+
+    bundle = shutil.copytree(asymmetric_bundles["int8"], tmp_path / "b")
+    before = json.loads((bundle / "model.json").read_text())["latency"]
+    done = subprocess.run(
+        [sys.executable, "scripts/export.py", "latency", str(bundle), "--pi-scale-factor", "1", "--latency-budget-ms", "0.000001", "--runs", "50"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    after = json.loads((bundle / "model.json").read_text())["latency"]
+    assert before["pi_scale_factor"] == 10.0 and after["pi_scale_factor"] == 1.0
+    assert after["pi_estimate_ms"] == pytest.approx(after["p99_ms"], rel=1e-6)
+    assert after["meets_budget"] is False and "LATENCY BUDGET MISSED" in done.stdout

@@ -91,5 +91,40 @@ def test_models_ls_prints_one_row_per_run_and_show_prints_one_run(
     assert models.main(["show", "no-such-run", "--index", str(index)]) == 1
 
 
+def _train_script():
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_script_registers_its_run(donkey_tub: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """scripts/train.py on 160 real frames (one epoch, under --distribute mirrored) appends its run."""
+    from car.pilot import Pilot
+    from training.export import git_revision
+
+    index, out = tmp_path / "models" / "index.jsonl", tmp_path / "run"
+    _train_script().main([
+        "--tub", str(donkey_tub), "--records", "0:160", "--block-frames", "20", "--out", str(out),
+        "--epochs", "1", "--batch-size", "32", "--verbose", "0", "--augment", "none", "--quantize", "float32",
+        "--distribute", "mirrored", "--registry", str(index),
+    ])
+
+    registry = read_registry(index)
+    assert registry.problems == [] and len(registry.runs) == 1
+    run = registry.runs[0]
+    assert f"run {run['run_id']} appended to {index}" in capsys.readouterr().out
+    card = load_card(out)
+    assert run["bundle"] == str(out.resolve()) and run["architecture"] == "fast"
+    assert run["flags"]["epochs"] == 1 and run["flags"]["distribute"] == "mirrored"
+    assert run["flags"]["tub"] == [str(donkey_tub)] and run["flags"]["registry"] == str(index)
+    assert run["training"]["distribute"] == "mirrored" and run["training"]["epochs_run"] == 1
+    assert run["data"]["kept"] == 160
+    assert run["metrics"]["errors"]["dev"]["angle"]["mse"] == pytest.approx(card.metrics["errors"]["dev"]["angle"]["mse"])
+    assert run["git_revision"] == card.git_revision == git_revision() != ""
+    angle, throttle = Pilot.load(out).run(np.zeros((120, 160, 3), np.uint8))  # the registered bundle drives
+    assert np.isfinite([angle, throttle]).all()
+
+
 def test_flatten_names_nested_metrics_with_dots() -> None:
     assert flatten({"dev": {"angle": {"mse": 1.0}}, "epochs": 3}) == {"dev.angle.mse": 1.0, "epochs": 3}

@@ -106,7 +106,7 @@ def test_model_json_describes_everything_the_car_needs(trained):
     assert card["parity"]["angle"]["max_abs_diff"] >= 0 and "passed" in card["parity"]
     latency = card["latency"]
     assert latency["median_ms"] > 0 and latency["p99_ms"] >= latency["median_ms"]
-    assert latency["pi_estimate_ms"] == pytest.approx(latency["p99_ms"] * latency["pi_scale_factor"], rel=1e-3)
+    assert latency["pi_estimate_ms"] == pytest.approx(latency["p99_ms"] * latency["pi_scale_factor"], rel=1e-6)
 
 
 def test_exported_model_agrees_with_keras_through_the_car_pilot(trained, tiny_tub):
@@ -246,6 +246,7 @@ FLAG_CASES = [
     (["--min-delta", "0.1"], lambda o: o.fit.min_delta == 0.1),
     (["--throttle-weight", "2"], lambda o: o.fit.throttle_weight == 2),
     (["--verbose", "0"], lambda o: o.fit.verbose == 0),
+    (["--distribute", "mirrored"], lambda o: o.distribute == "mirrored"),  # runs: tests/test_registry.py
     (["--seed", "3"], lambda o: o.fit.seed == 3 and o.split.seed == 3),
     (["--split", "0.7", "0.2", "0.1"], lambda o: o.split.fractions == (0.7, 0.2, 0.1)),
     (["--split-by", "session"], lambda o: o.split.unit == "session"),

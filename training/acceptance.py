@@ -24,7 +24,7 @@ import numpy as np
 
 from car.frames import to_model_input
 from training.data import load_frames
-from training.split import SplitConfig, split_frames
+from training.split import split_frames
 from training.train import TrainOptions, train
 
 REPO = Path(__file__).resolve().parents[1]

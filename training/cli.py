@@ -8,6 +8,7 @@ from dataclasses import fields
 from car.channels import MODE_USER
 from car.frames import COLOR_ORDERS
 from training.data import RecordFilter
+from training.distribute import CHOICES as DISTRIBUTE_CHOICES
 from training.export import QUANTIZATIONS
 from training.fit import LR_SCHEDULES, FitConfig
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
@@ -73,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--min-delta", type=float, default=defaults.min_delta, help="smallest dev-loss improvement")
     fit.add_argument("--throttle-weight", type=float, default=defaults.throttle_weight, help="throttle loss weight")
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress output")
+    fit.add_argument("--distribute", choices=DISTRIBUTE_CHOICES, default="none",
+                     help="mirrored: every local GPU; multiworker: several machines, each with its TF_CONFIG")
     export = parser.add_argument_group("export")
     export.add_argument("--quantize", choices=("auto", *QUANTIZATIONS), default="auto", help="auto: int8 if it passes parity")
     export.add_argument("--latency-budget-ms", type=float, default=DEFAULT_BUDGET_MS, help="model latency allowed on a Pi 4 (20 Hz loop)")
@@ -109,4 +112,5 @@ def options_from_args(args: argparse.Namespace, augment_config=None) -> TrainOpt
         pi_scale_factor=args.pi_scale_factor,
         augment=augment_config,
         workers=args.workers,
+        distribute=args.distribute,
     )

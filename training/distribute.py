@@ -113,8 +113,9 @@ def fit_multiworker(model, dataset, steps_per_epoch: int, config, strategy, dev_
 
     def per_example_loss(images, labels, training: bool):
         angle, throttle = model(images, training=training)  # each (B, 1)
-        return tf.square(angle[:, 0] - labels["angle"]) + config.throttle_weight * tf.square(
-            throttle[:, 0] - labels["throttle"]
+        # Labels may be (B,) or (B, 1) (training.pipeline's); (B, 1) - (B,) would broadcast to (B, B).
+        return tf.square(angle[:, 0] - tf.reshape(labels["angle"], [-1])) + config.throttle_weight * tf.square(
+            throttle[:, 0] - tf.reshape(labels["throttle"], [-1])
         )
 
     def replica_step(batch):

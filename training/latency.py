@@ -77,14 +77,15 @@ def time_pilot(pilot: Any, runs: int = DEFAULT_RUNS, rounds: int = 3, seed: int 
 
 def latency_spec(timing: dict[str, float], budget_ms: float, pi_scale_factor: float) -> dict[str, Any]:
     """The model.json latency entry: measured figures, the Pi estimate and the budget verdict."""
-    pi_estimate = timing["p99_ms"] * pi_scale_factor
+    p99 = round(timing["p99_ms"], 4)
+    pi_estimate = round(p99 * pi_scale_factor, 4)
     return {
         "median_ms": round(timing["median_ms"], 4),
-        "p99_ms": round(timing["p99_ms"], 4),
+        "p99_ms": p99,
         "threads": 1,
         "machine": machine_name(),
         "pi_scale_factor": pi_scale_factor,
-        "pi_estimate_ms": round(pi_estimate, 3),
+        "pi_estimate_ms": pi_estimate,
         "budget_ms": budget_ms,
         "meets_budget": pi_estimate <= budget_ms,
     }

@@ -6,8 +6,10 @@ Shapes: camera frames (N, 120, 160, 3) uint8
 
 Preparation is done by the car's own `prepare_frame`, so training and driving cannot
 drift. Without augmentation the frames are prepared once up front. With augmentation the
-camera frame is augmented first (shifts are in camera pixels, where their steering
-correction is defined) and prepared afterwards, in parallel threads.
+geometric ops run on the camera frame (shifts are in camera pixels, where their steering
+correction is defined), then `prepare_frame`, then the photometric ops on the small
+prepared frame; one `augment_batch` call per batch (a Python call per frame from tf.data
+costs more than the augmentation itself), batches in parallel threads.
 
 The training pipeline repeats forever and `fit` is given `steps_per_epoch`; each drawn
 sample gets a running number that keys the augmenter, so a run is reproducible from its
@@ -16,13 +18,25 @@ seed while every epoch still sees fresh augmentations.
 
 from __future__ import annotations
 
-from typing import Callable
+from functools import partial
+from typing import Callable, Protocol
 
 import numpy as np
 
 from car.frames import FrameSpec, prepare_frame
 
-Augment = Callable[..., tuple[np.ndarray, float, float]]
+
+class BatchAugmenter(Protocol):
+    """What training needs of an augmenter (augment.Augmenter is one)."""
+
+    def augment_batch(
+        self,
+        images: np.ndarray,
+        angles: np.ndarray,
+        throttles: np.ndarray,
+        keys: np.ndarray,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
@@ -56,7 +70,7 @@ def training_dataset(
     spec: FrameSpec,
     batch_size: int,
     seed: int,
-    augment: Augment | None = None,
+    augment: BatchAugmenter | None = None,
 ):
     """Endless shuffled batches of (normalised images, {angle, throttle}) for `fit`.
 
@@ -69,21 +83,22 @@ def training_dataset(
     if augment is None:
         frames, labels = tf.constant(images), labels_of(angles, throttles)
         samples = indexes.map(lambda i: (tf.gather(frames, i), {k: tf.gather(v, i) for k, v in labels.items()}))
-    else:
+        return samples.batch(batch_size).map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
-        def augment_one(draw: np.int64, index: np.int64):
-            image, angle, throttle = augment(images[index], float(angles[index]), float(throttles[index]), key=int(draw))
-            return prepare_frame(image, spec), np.float32(angle), np.float32(throttle)
+    prepare = partial(prepare_frame, spec=spec)
 
-        def augment_tf(draw, index):
-            image, angle, throttle = tf.numpy_function(
-                augment_one, [draw, index], [tf.uint8, tf.float32, tf.float32], stateful=False
-            )
-            image.set_shape(spec.input_shape)
-            return image, {"angle": tf.reshape(angle, (1,)), "throttle": tf.reshape(throttle, (1,))}
+    def augment_numpy(draws: np.ndarray, picks: np.ndarray):  # (B,) running sample numbers, (B,) indexes
+        return augment.augment_batch(images[picks], angles[picks], throttles[picks], draws, prepare)
 
-        samples = indexes.enumerate().map(augment_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return samples.batch(batch_size).map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
+    def augment_tf(draws, picks):
+        batch, angle, throttle = tf.numpy_function(
+            augment_numpy, [draws, picks], [tf.uint8, tf.float32, tf.float32], stateful=False
+        )
+        batch.set_shape((None, *spec.input_shape))  # (B, H, W, C) uint8
+        return batch, {"angle": tf.reshape(angle, (-1, 1)), "throttle": tf.reshape(throttle, (-1, 1))}
+
+    batches = indexes.enumerate().batch(batch_size).map(augment_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_dataset(prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int = 256):

@@ -3,6 +3,10 @@
 Writes into `out`: `pilot.tflite` + `model.json` (the bundle), `model.keras`,
 `report.md`, `metrics.json`, `learning_curves.png`, `test_predictions.png`,
 `checkpoints/best.keras` and TensorBoard `logs/`.
+
+With `distribute="multiworker"` every worker runs `train` with its own TF_CONFIG; only
+the chief (worker 0) evaluates and exports, the others save their copy of the model in
+a scratch folder (`out/workers/worker_<i>`) and return (see training.distribute).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from car.frames import FrameSpec, normalise
 from training.data import Frames, LoadReport, RecordFilter, load_frames, source_size
+from training.distribute import fit_multiworker, is_chief, output_dir, strategy_from_flag
 from training.export import export_bundle
 from training.fit import FitConfig, fit
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
@@ -43,12 +48,13 @@ class TrainOptions:
     pi_scale_factor: float = PI4_SCALE_FACTOR
     augment: Any = None  # augment.AugmentConfig, or None for no augmentation
     workers: int = 4
+    distribute: str = "none"  # training.distribute.CHOICES: none, mirrored (local GPUs), multiworker
 
 
 @dataclass
 class TrainResult:
     out: Path
-    card: Any  # car.bundle.ModelCard
+    card: Any  # car.bundle.ModelCard; None on a multi-worker run's non-chief workers
     metrics: dict[str, Any]
     history: dict[str, list[float]]
     split: Split
@@ -104,7 +110,8 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
 
     cv2.setNumThreads(0)  # OpenCV's own thread pool inside tf.data's threads can deadlock
     started = time.perf_counter()
-    out = Path(out)
+    strategy = strategy_from_flag(options.distribute)
+    out = output_dir(out)  # non-chief workers of a cluster write into scratch folders
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(options.fit.seed)
 
@@ -130,13 +137,19 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
     dev_data = evaluation_dataset(prepared["dev"], dev_set.angles, dev_set.throttles, spec)
     steps = steps_per_epoch(len(train_set), options.fit.batch_size)
 
-    model = build_model(options.architecture, spec.input_shape, options.model)
-    set_output_bias(model, {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())})
-    log(f"model {options.architecture}: input {spec.input_shape}, {model.count_params():,} parameters, "
-        f"augmentation {'on' if augmenter else 'off'}")
-    history = fit(model, train_data, dev_data, steps, options.fit, out)
+    def build():
+        model = build_model(options.architecture, spec.input_shape, options.model)
+        set_output_bias(model, {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())})
+        return model
+
+    log(f"model {options.architecture}: input {spec.input_shape}, augmentation {'on' if augmenter else 'off'}, "
+        f"distribute {options.distribute}")
+    model, history = fit_with_strategy(build, train_data, dev_data, steps, options, out, strategy, log)
     train_seconds = time.perf_counter() - started
     model.save(out / KERAS_FILE)
+    if not is_chief():
+        log(f"worker done: its copy of the model is in {out}; the chief evaluates and exports")
+        return TrainResult(out, None, {}, history, split, model, "")
 
     evaluation = evaluate(model, {name: (subsets[name], prepared[name]) for name in subsets}, spec, all_frames)
     predictions = evaluation.pop("predictions")
@@ -172,6 +185,27 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
     return TrainResult(out, card, evaluation, history, split, model, text)
 
 
+def fit_with_strategy(build: Callable, train_data, dev_data, steps: int, options: TrainOptions, out: Path,
+                      strategy, log=print) -> tuple[Any, dict[str, list[float]]]:
+    """The model `build()` makes, trained under `strategy`; returns (model, history).
+
+    `none` and `mirrored` run `training.fit.fit` (early stopping, checkpoints) with the
+    model built and compiled in the strategy's scope. `multiworker` runs the custom loop
+    of `fit_multiworker` (Keras 3's fit and predict fail under that strategy), for all
+    `epochs`, then copies the weights into a model built outside the scope, which
+    evaluation and export can use.
+    """
+    with strategy.scope():
+        model = build()
+        log(f"{model.count_params():,} parameters, {strategy.num_replicas_in_sync} replica(s)")
+        if options.distribute != "multiworker":
+            return model, fit(model, train_data, dev_data, steps, options.fit, out)
+    history = fit_multiworker(model, train_data, steps, options.fit, strategy, dev_data=dev_data, log=log)
+    plain = build()
+    plain.set_weights(model.get_weights())
+    return plain, history
+
+
 def training_record(load_report: LoadReport, split: Split, options: TrainOptions, history: dict, seconds: float) -> dict:
     """model.json's `training` entry: the data, the split, every setting, the run."""
     return {
@@ -181,6 +215,7 @@ def training_record(load_report: LoadReport, split: Split, options: TrainOptions
         "model": asdict(options.model),
         "fit": options.fit.to_dict(),
         "augment": options.augment.to_dict() if options.augment is not None else None,
+        "distribute": options.distribute,
         "epochs_run": len(history["loss"]),
         "best_dev_loss": float(min(history["val_loss"])),
         "seconds": round(seconds, 1),

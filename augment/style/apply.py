@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.style.store import APPLY_BATCH, tflite_file
 from car.tub import Tub, TubError, TubWriter
 
 ORIGIN_KEY = "stylized_from"
@@ -38,25 +39,49 @@ class StylizeReport:
 
 
 class Stylizer:
-    """Batched transform-network inference: uint8 frames in, uint8 frames out."""
+    """Batched TFLite inference of a style folder's network: uint8 frames in, uint8 frames out.
 
-    def __init__(self, network: Any) -> None:
-        import tensorflow as tf
+    Runs the folder's fixed-shape .tflite with LiteRT and XNNPACK (twice TensorFlow's speed
+    on a 2-core CPU), one interpreter per frame size; TensorFlow is only imported when a
+    frame size has no .tflite yet and one must be converted.
+    """
 
-        self._run = tf.function(lambda frames: network(frames, training=False), reduce_retracing=True)
+    def __init__(self, style_folder: str | Path, batch_size: int = APPLY_BATCH, num_threads: int = 2) -> None:
+        self.folder = Path(style_folder)
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self._interpreters: dict[tuple[int, int], Any] = {}
 
-    def __call__(self, frames: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """(B, H, W, 3) uint8 -> (B, H, W, 3) uint8.
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 -> (N, H, W, 3) uint8, in batches of batch_size.
 
-        H and W are padded to multiples of 4; with batch_size, a short last batch is padded
-        to it too, so every call has one shape and the graph is traced once.
+        H and W are padded to multiples of 4 (edge pixels) and a short batch is padded to
+        batch_size, then cropped back.
         """
         count, height, width = frames.shape[:3]
-        extra = max(0, (batch_size or count) - count)
-        pad = ((0, extra), (0, -height % 4), (0, -width % 4), (0, 0))
-        padded = np.pad(frames, pad, mode="edge").astype(np.float32)
-        styled = self._run(padded).numpy()[:count, :height, :width]
-        return np.clip(styled + 0.5, 0, 255).astype(np.uint8)
+        pad = ((0, -count % self.batch_size), (0, -height % 4), (0, -width % 4), (0, 0))
+        padded = np.pad(frames, pad, mode="edge").astype(np.float32)  # (B*k, H', W', 3)
+        run = self._interpreter(*padded.shape[1:3])
+        styled = np.concatenate([run(padded[i : i + self.batch_size]) for i in range(0, len(padded), self.batch_size)])
+        return np.clip(styled[:count, :height, :width] + 0.5, 0, 255).astype(np.uint8)
+
+    def _interpreter(self, height: int, width: int) -> Any:
+        """A callable (B, H, W, 3) float32 -> (B, H, W, 3) float32 for this frame size."""
+        if (height, width) not in self._interpreters:
+            from ai_edge_litert.interpreter import Interpreter
+
+            path = tflite_file(self.folder, height, width, self.batch_size)
+            interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
+            interpreter.allocate_tensors()
+            (frames,), (styled,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+            def run(batch: np.ndarray) -> np.ndarray:
+                interpreter.set_tensor(frames["index"], batch)
+                interpreter.invoke()
+                return interpreter.get_tensor(styled["index"])
+
+            self._interpreters[height, width] = run
+        return self._interpreters[height, width]
 
 
 def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -95,7 +120,6 @@ def stylize_tub(
     style_card: dict[str, Any],
     source: str | Path,
     target: str | Path,
-    batch_size: int = 32,
     progress: bool = True,
 ) -> StylizeReport:
     """Write `target` as `source` with every image stylised; labels and timestamps kept."""
@@ -123,12 +147,12 @@ def stylize_tub(
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylize-writer") as writing:
         bar = tqdm(desc=f"stylize {Path(source).name}", unit="frame", disable=not progress)
         pending = None
-        for batch in _prefetched(_batches(tub.records(load_images=True), batch_size)):
+        for batch in _prefetched(_batches(tub.records(load_images=True), stylizer.batch_size)):
             for key in tub.image_keys:
                 rows = [i for i, record in enumerate(batch) if record.get(key) is not None]
                 if not rows:
                     continue
-                styled = stylizer(np.stack([batch[i][key] for i in rows]), batch_size)  # (B, H, W, 3)
+                styled = stylizer(np.stack([batch[i][key] for i in rows]))  # (B, H, W, 3)
                 for i, image in zip(rows, styled):
                     batch[i][key] = image
             if pending is not None:
