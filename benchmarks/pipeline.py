@@ -15,12 +15,11 @@ rate shows what the contention costs.
 from __future__ import annotations
 
 import argparse
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-DONKEY_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "donkey-warehouse-tub.tar.gz"
+from benchmarks.real_tub import extract_donkey_tub
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> dict:
     from training.pipeline import prepare_all, training_dataset
 
     with tempfile.TemporaryDirectory() as scratch:
-        source = Path(args.tub) if args.tub else _extract_donkey_tub(Path(scratch))
+        source = Path(args.tub) if args.tub else extract_donkey_tub(Path(scratch))
         records = list(Tub(source).records(load_images=True))
     images = np.stack([r[CAMERA_IMAGE] for r in records])  # (N, 120, 160, 3) uint8
     angles = np.array([r[USER_ANGLE] for r in records], np.float32)
@@ -111,11 +110,3 @@ def _fit_rate(model, dataset, batches: int, batch_size: int) -> float:
     started = time.perf_counter()
     model.fit(dataset, steps_per_epoch=batches, epochs=1, verbose=0)
     return batches * batch_size / (time.perf_counter() - started)
-
-
-def _extract_donkey_tub(folder: Path) -> Path:
-    if not DONKEY_TARBALL.is_file():
-        raise SystemExit(f"{DONKEY_TARBALL} is missing; pass --tub")
-    with tarfile.open(DONKEY_TARBALL) as archive:
-        archive.extractall(folder, filter="data")
-    return folder / "tub"

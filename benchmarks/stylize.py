@@ -8,12 +8,11 @@ tub write) and the network alone. Speed does not depend on the weights, so witho
 from __future__ import annotations
 
 import argparse
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-DONKEY_TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "donkey-warehouse-tub.tar.gz"
+from benchmarks.real_tub import extract_donkey_tub
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +28,7 @@ def run(args: argparse.Namespace) -> dict:
     from car.tub import Tub
 
     with tempfile.TemporaryDirectory() as scratch:
-        source = Path(args.tub) if args.tub else _extract_donkey_tub(Path(scratch))
+        source = Path(args.tub) if args.tub else extract_donkey_tub(Path(scratch))
         frames = np.stack([r["cam/image_array"] for _, r in zip(range(256), Tub(source).records(load_images=True))])
         style = args.style or save_style(
             Path(scratch) / "random-weights", build_transform_net(NetworkSpec()), NetworkSpec(),
@@ -53,11 +52,3 @@ def run(args: argparse.Namespace) -> dict:
         "runtime": "LiteRT float32, XNNPACK, 2 threads",
         "network_parameters": int(build_transform_net(NetworkSpec.from_dict(card["network"])).count_params()),
     }
-
-
-def _extract_donkey_tub(folder: Path) -> Path:
-    if not DONKEY_TARBALL.is_file():
-        raise SystemExit(f"{DONKEY_TARBALL} is missing; pass --tub")
-    with tarfile.open(DONKEY_TARBALL) as archive:
-        archive.extractall(folder, filter="data")
-    return folder / "tub"
