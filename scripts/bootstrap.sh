@@ -17,8 +17,8 @@ done
 [ -n "$python" ] || { echo "bootstrap: Python 3.11 or newer is needed" >&2; exit 1; }
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-stamp="$venv/.installed"
-want="$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1) [$extras]"
+stamp="$venv/.installed-${extras:-core}"   # one stamp per extras set: demo and tests do not undo each other
+want="$(sha256sum < "$root/pyproject.toml" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
