@@ -16,9 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from car.tub import Tub, TubError, open_tubs
-from car.tub.convert import convert_v1_to_v2
-from car.tub.inspect import check, save_histograms, summarise
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from car.tub import Tub, TubError, open_tubs  # noqa: E402
+from car.tub.convert import convert_v1_to_v2  # noqa: E402
+from car.tub.inspect import check, save_histograms, summarise  # noqa: E402
 
 
 def parse_range(text: str) -> range:
