@@ -61,8 +61,9 @@ def record_tub(sim: Simulation, out: str | Path, laps: int = 2, *, noise: float 
                bar_format="{l_bar}{bar}| {n:.2f}/{total} laps [{elapsed}<{remaining}]")
     with TubWriter(out, list(TUB_FIELDS), list(TUB_FIELDS.values()), metadata=metadata) as writer:
         while sim.laps < laps and sim.time_s < max_seconds:
-            if observation.intervened:
+            if observation.intervened:  # that frame is off the road; the car now stands back on it
                 expert.reset()
+                observation = sim.observe()
             command = expert.command(sim.state)
             state = sim.state
             writer.write({

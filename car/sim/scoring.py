@@ -4,7 +4,10 @@ A pilot is any callable `Observation -> (angle, throttle)`; `camera_pilot` adapt
 only sees the camera frame (a TFLite `Pilot.run`), `expert_pilot` drives by the track's
 geometry. The score follows the PilotNet paper's autonomy metric, where every
 intervention costs 6 seconds of a human's attention: autonomy = 1 - 6 * interventions /
-elapsed seconds, clipped at 0.
+elapsed seconds, clipped at 0. Two things need a person: the car leaving the road (the
+simulator puts it back), and the car standing still, i.e. moving less than
+STALL_DISTANCE_M along the track in STALL_S seconds (a stall: counted once per STALL_S
+it lasts), so a model that never drives cannot score well.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,8 @@ from car.sim.simulation import Observation, Simulation
 Pilot = Callable[[Observation], tuple[float, float]]
 INTERVENTION_COST_S = 6.0
 SLOWEST_LAP_SPEED_MPS = 0.25  # the default time limit allows laps at this mean speed
+STALL_S = INTERVENTION_COST_S
+STALL_DISTANCE_M = 0.2
 
 
 def camera_pilot(run: Callable[[np.ndarray], tuple[float, float]]) -> Pilot:
@@ -68,7 +74,8 @@ def score(pilot: Pilot, sim: Simulation, laps: int = 1, *, time_limit_s: float |
     if time_limit_s is None:
         time_limit_s = 30.0 + laps * sim.track.length / SLOWEST_LAP_SPEED_MPS
     observation = sim.reset(render=render)
-    abs_cte_sum, max_cte, steps = 0.0, 0.0, 0
+    abs_cte_sum, max_cte, steps, stalls = 0.0, 0.0, 0, 0
+    stall_check_s, stall_check_distance = 0.0, 0.0
     started = time.perf_counter()
     while sim.laps < laps and sim.time_s < time_limit_s:
         angle, pilot_throttle = pilot(observation)
@@ -78,6 +85,13 @@ def score(pilot: Pilot, sim: Simulation, laps: int = 1, *, time_limit_s: float |
         max_cte = max(max_cte, abs(observation.cte))
         if on_step is not None:
             on_step(observation)
+        if observation.intervened:  # the pilot goes on from where the car was put back
+            observation = replace(sim.observe(render=render), intervened=True)
+            stall_check_s, stall_check_distance = sim.time_s, sim.progress * sim.track.length
+        elif sim.time_s - stall_check_s >= STALL_S - 1e-9:
+            distance = sim.progress * sim.track.length
+            stalls += abs(distance - stall_check_distance) < STALL_DISTANCE_M
+            stall_check_s, stall_check_distance = sim.time_s, distance
     wall_s = time.perf_counter() - started
     lap_times = [round(t, 3) for t in sim.lap_times]
     return {
@@ -89,8 +103,10 @@ def score(pilot: Pilot, sim: Simulation, laps: int = 1, *, time_limit_s: float |
         "lap_times_s": lap_times,
         "mean_lap_time_s": round(float(np.mean(lap_times)), 3) if lap_times else None,
         "elapsed_s": round(sim.time_s, 3),
-        "interventions": sim.interventions,
-        "autonomy": round(autonomy(sim.interventions, sim.time_s), 5),
+        "interventions": sim.interventions + stalls,
+        "off_road": sim.interventions,
+        "stalls": stalls,
+        "autonomy": round(autonomy(sim.interventions + stalls, sim.time_s), 5),
         "mean_cte": round(abs_cte_sum / steps, 4) if steps else 0.0,
         "max_cte": round(max_cte, 4),
         "mean_speed_mps": round(sim.progress * sim.track.length / sim.time_s, 3) if sim.time_s > 0 else 0.0,

@@ -115,7 +115,12 @@ class Simulation:
             self.interventions += 1
             x, y, heading = self.track.pose_at(where.s)
             self.state = replace(self.state, x=x, y=y, yaw=heading, speed=0.0)
+            self._cte = 0.0
         return observation
+
+    def observe(self, render: bool = True) -> Observation:
+        """The frame and position where the car is now, e.g. where an intervention put it."""
+        return self._observation(render=render, intervened=False)
 
     def _observation(self, render: bool, intervened: bool) -> Observation:
         return Observation(
