@@ -85,18 +85,22 @@ def test_reads_tub_written_by_donkeycar():
     assert len(list(tub.records(include_deleted=True))) == fixture.RECORDS
 
 
-def test_donkeycar_read_our_tub_as_we_wrote_it(tmp_path):
-    """Donkeycar's own reader was run on a tub our writer made (tests/fixtures/donkeycar_tool.py
-    read); our writer must still produce exactly what it read."""
-    path = write_fixture_tub(tmp_path / "tub")
-    Tub(path).delete(fixture.DELETED)
-    seen_by_donkeycar = json.loads((FIXTURES / "ours_read_by_donkeycar.json").read_text())
+def assert_donkeycar_saw_what_we_wrote(seen_by_donkeycar: dict, path: Path) -> None:
+    """`seen_by_donkeycar`: Donkeycar's reading of our tub at `path` (donkeycar_tool.py read)."""
     ours = list(Tub(path).records())
     assert seen_by_donkeycar["len"] == len(ours) == fixture.RECORDS - len(fixture.DELETED)
     volatile = ("_timestamp_ms", "_session_id")
     for theirs, mine in zip(seen_by_donkeycar["records"], ours, strict=True):
         mine = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in mine.items()}
         assert {k: v for k, v in theirs.items() if k not in volatile} == {k: v for k, v in mine.items() if k not in volatile}
+
+
+def test_donkeycar_read_our_tub_as_we_wrote_it(tmp_path):
+    """Donkeycar's own reader was run on a tub our writer made (tests/fixtures/donkeycar_tool.py
+    read); our writer must still produce exactly what it read. The live twin is below."""
+    path = write_fixture_tub(tmp_path / "tub")
+    Tub(path).delete(fixture.DELETED)
+    assert_donkeycar_saw_what_we_wrote(json.loads((FIXTURES / "ours_read_by_donkeycar.json").read_text()), path)
 
 
 def test_reads_the_real_donkey_tub(donkey_tub):
@@ -157,6 +161,29 @@ def test_torn_last_line_is_repaired_on_reopen(tmp_path):
         assert writer.write(fixture.fixture_record(1)) == 30
     tub = Tub(path)
     assert [r["_index"] for r in tub.records()] == list(range(31)) and not tub.problems
+
+
+def test_a_garbage_first_catalog_line_is_skipped_and_reopening_still_repairs(tmp_path):
+    path = write_fixture_tub(tmp_path / "tub", max_catalog_len=1000)
+    catalog = path / "catalog_0.catalog"
+    lines = catalog.read_text().splitlines(keepends=True)
+    catalog.write_text("garbage\n" + "".join(lines[1:]))
+    (path / "manifest.json").write_text((path / "manifest.json").read_text().replace('"current_index": 30', '"current_index": 3'))
+    with TubWriter(path) as writer:
+        assert any("rebuilt from the catalogs" in message for message in writer.repairs)
+        assert writer.write(fixture.fixture_record(0)) == 30
+    tub = Tub(path)
+    assert [r["_index"] for r in tub.records()] == list(range(1, 31))
+    assert len(tub.problems) == 1 and f"{catalog}:1" in str(tub.problems[0])
+
+
+@pytest.mark.parametrize("line5", ['["not", "an", "object"]', '{"paths": ["catalog_0.catalog"], "current_index": "many"}'])
+def test_a_malformed_manifest_line_5_is_an_error_naming_the_file(tmp_path, line5):
+    path = write_fixture_tub(tmp_path / "tub")
+    lines = (path / "manifest.json").read_text().splitlines()
+    (path / "manifest.json").write_text("\n".join(lines[:4] + [line5]) + "\n")
+    with pytest.raises(TubError, match=r"manifest.json:5"):
+        Tub(path)
 
 
 def corrupt(path: Path) -> dict[int, str]:
@@ -237,6 +264,13 @@ def test_reads_and_converts_v1_tubs(tmp_path):
     assert (v2.path / "images" / "0_cam_image_array_.jpg").read_bytes() == jpeg
 
 
+def test_a_corrupt_v1_exclude_file_is_an_error_naming_it(tmp_path):
+    path = write_v1_tub(tmp_path / "v1")
+    (path / "exclude.json").write_text("[2, ")
+    with pytest.raises(TubError, match="exclude.json"):
+        list(Tub(path).records())
+
+
 def test_open_tubs_finds_every_tub_below_a_folder(tmp_path, donkey_tub):
     write_fixture_tub(tmp_path / "data" / "a")
     write_v1_tub(tmp_path / "data" / "old")
@@ -248,13 +282,11 @@ def test_open_tubs_finds_every_tub_below_a_folder(tmp_path, donkey_tub):
 
 
 @pytest.mark.skipif("DONKEYCAR_PYTHON" not in os.environ,
-                    reason="set DONKEYCAR_PYTHON to a Python with `pip install donkeycar` to run Donkeycar's reader live")
+                    reason="set DONKEYCAR_PYTHON to a Python with donkeycar (scripts/install_donkeycar.sh; test.sh does)")
 def test_donkeycar_reads_our_tub_live(tmp_path):
     path = write_fixture_tub(tmp_path / "tub")
     Tub(path).delete(fixture.DELETED)
     out = tmp_path / "read.json"
     subprocess.run([os.environ["DONKEYCAR_PYTHON"], str(FIXTURES / "donkeycar_tool.py"), "read", str(path), str(out)],
                    check=True, capture_output=True)
-    seen = json.loads(out.read_text())
-    assert seen["len"] == 27
-    assert [r["_index"] for r in seen["records"]] == [r["_index"] for r in Tub(path).records()]
+    assert_donkeycar_saw_what_we_wrote(json.loads(out.read_text()), path)

@@ -18,8 +18,9 @@ from car.tub import Tub, TubWriter
 WRITER = """
 import sys, numpy as np
 from car.tub import TubWriter
-path = sys.argv[1]
-writer = TubWriter(path, ["cam/image_array", "user/angle", "note"], ["image_array", "float", "str"])
+path, sync_interval_s = sys.argv[1], float(sys.argv[2])
+writer = TubWriter(path, ["cam/image_array", "user/angle", "note"], ["image_array", "float", "str"],
+                   sync_interval_s=sync_interval_s)
 for message in writer.repairs:
     print("repair", message, flush=True)
 frame = np.zeros((120, 160, 3), np.uint8)
@@ -31,8 +32,9 @@ while True:
 """
 
 
-def run_until_killed(path: Path, rng: random.Random) -> tuple[list[int], list[str]]:
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+def run_until_killed(path: Path, rng: random.Random, sync_interval_s: float) -> tuple[list[int], list[str]]:
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(sync_interval_s)],
+                               stdout=subprocess.PIPE, text=True)
     acked, repairs = [], []
     deadline = None
     for line in process.stdout:
@@ -51,18 +53,23 @@ def run_until_killed(path: Path, rng: random.Random) -> tuple[list[int], list[st
 
 
 def test_sigkill_loses_at_most_the_record_being_written(tmp_path):
+    """Half the writers sync every 20 ms, so kills also land inside fsyncs and manifest renames."""
     rng = random.Random(7)
     path = tmp_path / "tub"
     acknowledged: list[int] = []
-    for _kill in range(20):
-        acked, _repairs = run_until_killed(path, rng)
+    torn_before = False
+    for kill in range(20):
+        acked, repairs = run_until_killed(path, rng, sync_interval_s=0.02 if kill % 2 else 1.0)
         assert acked, "writer acknowledged nothing before it was killed"
+        if torn_before:
+            assert any("torn last line" in message for message in repairs), repairs
         acknowledged += acked
         tub = Tub(path)
         records = {r["_index"]: r for r in tub.records(load_images=True)}
         # Only a torn last line (the record being written) may be reported.
         assert len(tub.problems) <= 1, tub.problems
         assert all("torn" in p.reason or "JSON" in p.reason for p in tub.problems)
+        torn_before = bool(tub.problems)
         for index in acknowledged:
             record = records[index]
             assert record["user/angle"] == (index % 200) / 100 - 1

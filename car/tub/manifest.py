@@ -63,16 +63,21 @@ class Manifest:
         inputs, types, metadata, manifest_metadata, catalogs = parsed
         if not isinstance(inputs, list) or not isinstance(types, list) or len(inputs) != len(types):
             raise TubError(f"{path}: lines 1-2 must be lists of equal length (inputs and types)")
-        return cls(
-            inputs=inputs,
-            types=types,
-            metadata=metadata if isinstance(metadata, dict) else {},
-            manifest_metadata=manifest_metadata if isinstance(manifest_metadata, dict) else {},
-            paths=list(catalogs.get("paths", [])),
-            current_index=int(catalogs.get("current_index", 0)),
-            max_len=int(catalogs.get("max_len", 1000)),
-            deleted_indexes=sorted(set(catalogs.get("deleted_indexes", []))),
-        )
+        if not isinstance(catalogs, dict):
+            raise TubError(f"{path}:5: must be an object with paths, current_index, max_len, deleted_indexes")
+        try:
+            return cls(
+                inputs=inputs,
+                types=types,
+                metadata=metadata if isinstance(metadata, dict) else {},
+                manifest_metadata=manifest_metadata if isinstance(manifest_metadata, dict) else {},
+                paths=[str(p) for p in catalogs.get("paths", [])],
+                current_index=int(catalogs.get("current_index", 0)),
+                max_len=int(catalogs.get("max_len", 1000)),
+                deleted_indexes=sorted({int(i) for i in catalogs.get("deleted_indexes", [])}),
+            )
+        except (TypeError, ValueError) as err:
+            raise TubError(f"{path}:5: paths, current_index, max_len or deleted_indexes malformed ({err})") from err
 
     def write(self, folder: Path) -> None:
         atomic_write_text(folder / MANIFEST, self.to_text())
@@ -133,6 +138,7 @@ class CatalogScan:
 
     path: Path
     line_lengths: list[int]
+    first_index: int | None  # the record index of line 1, from the first readable line
     last_index: int | None
     torn_bytes: int
 
@@ -149,11 +155,15 @@ def scan_catalog(path: Path, repair: bool) -> CatalogScan:
             with open(path, "r+b") as handle:
                 handle.truncate(keep)
     lines = data.splitlines(keepends=True)
-    last_index = None
-    for line in reversed(lines):
-        try:
-            last_index = int(json.loads(line)["_index"])
-            break
-        except (ValueError, KeyError, TypeError):
-            continue
-    return CatalogScan(path, [len(line) for line in lines], last_index, torn)
+    readable = [(number, index) for number, index in enumerate(map(_record_index, lines)) if index is not None]
+    first_index = readable[0][1] - readable[0][0] if readable else None
+    last_index = readable[-1][1] if readable else None
+    return CatalogScan(path, [len(line) for line in lines], first_index, last_index, torn)
+
+
+def _record_index(line: bytes) -> int | None:
+    """The `_index` of a catalog line, or None for a line that is not a record."""
+    try:
+        return int(json.loads(line)["_index"])
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -102,7 +102,12 @@ class Tub:
         if self.manifest is not None:
             return set(self.manifest.deleted_indexes)
         exclude = self.path / V1_EXCLUDE
-        return set(json.loads(exclude.read_text())) if exclude.exists() else set()
+        if not exclude.exists():
+            return set()
+        try:
+            return {int(i) for i in json.loads(exclude.read_text())}
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise TubError(f"{exclude}: must be a JSON list of record indexes ({err})") from err
 
     def _set_deleted(self, indexes: set[int]) -> None:
         if self.manifest is not None:

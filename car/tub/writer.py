@@ -69,10 +69,7 @@ def repair_tub(folder: Path, manifest: Manifest) -> list[str]:
         scan = scan_catalog(catalog, repair=True)
         if scan.torn_bytes:
             repairs.append(f"{catalog}: removed a torn last line ({scan.torn_bytes} bytes) left by an interrupted write")
-        start_index = next_index
-        if scan.line_lengths:
-            first = json.loads(catalog.read_text().split("\n", 1)[0]).get("_index", next_index)
-            start_index = int(first)
+        start_index = next_index if scan.first_index is None else scan.first_index
         if scan.last_index is not None:
             next_index = scan.last_index + 1
         write_catalog_manifest(catalog, scan.line_lengths, start_index)
