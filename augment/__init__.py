@@ -1,6 +1,7 @@
 """Training-time augmentation: label-aware image transforms and neural style transfer.
 
-Training uses these calls (scripts/train.py and training/pipeline.py wire them):
+Training uses these calls (scripts/train.py, training/pipeline.py and
+training/augment_workers.py wire them):
 
     augment.add_arguments(parser)             # --augment default|none, --aug-flip P, ...
     config = augment.config_from_args(args)   # AugmentConfig, .to_dict() for model.json
@@ -8,8 +9,8 @@ Training uses these calls (scripts/train.py and training/pipeline.py wire them):
     image, angle, throttle = augmenter(image, angle, throttle, key=index)
     images, angles, throttles = augmenter.augment_batch(images, angles, throttles, keys, prepare)
 
-Pass a per-sample `key` (e.g. tf.data's running element number) for results that do not
-depend on thread scheduling; training/pipeline.py does.
+Pass a per-sample `key` (a running sample number) for results that do not depend on
+thread or process scheduling; training/pipeline.py's `draw_plan` numbers the samples.
 Style transfer (TensorFlow) lives in augment.style and is imported only when used.
 """
 

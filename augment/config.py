@@ -19,7 +19,7 @@ from augment.steering import DEFAULT_STEER_PER_PX
 PRESETS = ("default", "none")
 
 
-def _knob(default: float, help_text: str) -> Any:
+def _knob(default: float | int, help_text: str) -> Any:
     return field(default=default, metadata={"help": help_text})
 
 
@@ -46,6 +46,8 @@ class AugmentConfig:
     blur_kernel: float = _knob(5.0, "largest blur kernel, pixels (odd, >= 3)")
     noise: float = _knob(0.2, "p of Gaussian sensor noise")
     noise_std: float = _knob(0.05, "largest noise std as a fraction of full scale")
+    group: int = _knob(8, "consecutive training samples that share one random draw (1: each its own); "
+                          "larger is faster, see augment/transforms.py")
     preset: str = field(default="default", metadata={"help": "the preset this config started from"})
 
     def __post_init__(self) -> None:
@@ -60,6 +62,8 @@ class AugmentConfig:
                 raise ValueError(f"augmentation strength {name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.shadow_intensity <= 1.0:
             raise ValueError(f"shadow_intensity={self.shadow_intensity} is outside [0, 1]")
+        if not isinstance(self.group, int) or self.group < 1:
+            raise ValueError(f"augmentation group={self.group!r} must be a whole number >= 1")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown augmentation preset {self.preset!r}; choose from {PRESETS}")
 
@@ -105,11 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--augment", choices=PRESETS, default="default", help="augmentation preset (default: default)")
     for spec in _TUNABLE:
-        kind = "P" if spec.name in PROBABILITY_FIELDS else "X"
+        kind = "P" if spec.name in PROBABILITY_FIELDS else "N" if spec.type == "int" else "X"
         group.add_argument(
             _flag(spec.name),
             dest=f"aug_{spec.name}",
-            type=float,
+            type=int if spec.type == "int" else float,
             default=None,
             metavar=kind,
             help=f"{spec.metadata['help']} (default preset: {spec.default:g})",

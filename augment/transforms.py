@@ -2,29 +2,39 @@
 
 A transform that changes geometry must change the label with it, or the model learns
 a lie: a mirrored frame with the original steering teaches it to turn the wrong way.
-So the geometric ops run inside one albumentations pipeline that records what it
-applied, and the labels are derived from that record, not from a second guess:
+So the transforms run in albumentations pipelines that record what they applied, and
+the labels are derived from that record, in order, not from a second guess:
 
-- HorizontalFlip   -> angle = -angle (throttle unchanged): removes a left/right bias.
 - shift by dx px   -> angle += shift_steer_per_px * dx (see augment/steering.py).
+- HorizontalFlip   -> angle = -angle (throttle unchanged): removes a left/right bias.
 
 Photometric ops (shadows, brightness/contrast, gamma, colour, blur, noise) leave the
 labels alone; they make the model key on lane geometry rather than on one track's
 light and colours.
 
-The augmenter works on camera frames as recorded (RGB uint8, e.g. 120x160x3), before
-`car.frames.prepare_frame` crops and resizes them, so shifts are in camera pixels. Given
-`prepare=`, it runs that preparation between the geometric and the photometric stage,
-so the pixel-heavy photometric ops work on the small model input (6x fewer pixels for
-the `fast` model's 80x40): the difference between keeping up with training or not.
+Two stages, so that each op works on the fewest pixels it can:
+1. the camera stage (the shift) runs on camera frames as recorded (RGB uint8, e.g.
+   120x160x3), because the steering correction is defined in camera pixels;
+2. `prepare=` (`car.frames.prepare_frame`: crop, resize) if given, then
+3. the frame stage: the flip and the photometric ops, on the small model input (6x fewer
+   pixels for the `fast` model's 80x40). A mirror commutes with cropping rows and with
+   a symmetric resize, so flipping the prepared frame equals preparing the flipped one.
 
 Determinism: each call draws its randomness from (seed, key) alone, so a call with the
-same key gives the same result on any thread and in any order; tf.data's parallel map
-stays reproducible when it passes a running sample number as key (training/pipeline.py).
+same key gives the same result on any thread, in any process and in any order; training
+passes running sample numbers as keys (training/pipeline.py's `draw_plan`).
 Without a key, calls are numbered 0, 1, 2... in call order.
 
-Speed: from tf.data, call `augment_batch` once per batch rather than the augmenter once
-per frame; per-frame `tf.numpy_function` calls cost ~10x the augmentation itself.
+Speed: albumentations spends more time per call (parameter draws, checks, bookkeeping)
+than on the pixels of a small frame. So `augment_batch` augments groups of
+`config.group` consecutive samples with one draw each (albumentations' `images=`: one
+set of parameters for a stack of frames), the same trade as "same_on_batch" in batch
+augmentation libraries. The samples of a group are different, randomly drawn frames,
+so the model still sees every combination over an epoch; groups of 8 make the default
+pipeline ~3x faster per core than one draw per frame (`scripts/bench.py pipeline
+--aug-group 1` vs `8`, key `augment_batch_images_per_s`).
+Training calls `augment_batch` once per batch, in worker processes
+(training/augment_workers.py).
 """
 
 from __future__ import annotations
@@ -58,33 +68,29 @@ def _odd(value: float) -> int:
     return size if size % 2 else size + 1
 
 
-def build_geometric(config: AugmentConfig, height: int, width: int) -> Any:
-    """Flip, then shift: pad by the largest shift (edge pixels repeated) and crop back at random.
+def build_camera_stage(config: AugmentConfig, height: int, width: int) -> Any:
+    """The shift: pad by the largest shift (edge pixels repeated) and crop back at random.
 
     A crop of a padded frame is a whole-pixel translation at a tenth of the cost of
     albumentations' Affine; the applied pad and crop tell the shift exactly.
     """
     import albumentations as A  # heavy import kept out of `import augment`
 
+    if config.shift <= 0:
+        return None
     sx, sy = int(config.shift_px), int(config.shift_y_px)
-    stages = []
-    if config.flip > 0:
-        stages.append(A.HorizontalFlip(p=config.flip))
-    if config.shift > 0:
-        stages.append(
-            A.Sequential(
-                [
-                    A.PadIfNeeded(height + 2 * sy, width + 2 * sx, border_mode=cv2.BORDER_REPLICATE, p=1.0),
-                    A.RandomCrop(height, width, p=1.0),
-                ],
-                p=config.shift,
-            )
-        )
-    return A.Compose(stages, save_applied_params=True) if stages else None
+    shift = A.Sequential(
+        [
+            A.PadIfNeeded(height + 2 * sy, width + 2 * sx, border_mode=cv2.BORDER_REPLICATE, p=1.0),
+            A.RandomCrop(height, width, p=1.0),
+        ],
+        p=config.shift,
+    )
+    return A.Compose([shift], save_applied_params=True)
 
 
-def build_photometric(config: AugmentConfig) -> Any:
-    """Shadows, brightness/contrast, gamma, colour, blur, sensor noise (last); labels unchanged.
+def build_frame_stage(config: AugmentConfig) -> Any:
+    """The flip, then shadows, brightness/contrast, gamma, colour, blur, sensor noise (last).
 
     Transforms with p = 0 are left out: every transform in a Compose costs time per call.
     """
@@ -92,6 +98,7 @@ def build_photometric(config: AugmentConfig) -> Any:
 
     kernel = _odd(config.blur_kernel)
     makers = [
+        (config.flip, lambda p: A.HorizontalFlip(p=p)),
         (config.shadow, lambda p: A.RandomShadow(
             shadow_roi=(0.0, 0.3, 1.0, 1.0),  # the road part of the frame
             num_shadows_limit=(1, 2),
@@ -127,19 +134,19 @@ class _ThreadState:
         self.bits = np.random.Philox()  # counter-based: re-keying is cheap, streams independent
         self.numpy_random = np.random.Generator(self.bits)
         self.python_random = random.Random()
-        self.photometric = self._seeded(build_photometric(config))
-        self._geometric: dict[tuple[int, int], Any] = {}
+        self.frame_stage = self._seeded(build_frame_stage(config))
+        self._camera_stages: dict[tuple[int, int], Any] = {}
 
     def _seeded(self, pipeline: Any) -> Any:
         if pipeline is not None:
             pipeline.set_random_state(self.numpy_random, self.python_random)
         return pipeline
 
-    def geometric(self, height: int, width: int) -> Any:
-        """The flip/shift pipeline for frames of this size (the crop needs it)."""
-        if (height, width) not in self._geometric:
-            self._geometric[height, width] = self._seeded(build_geometric(self.config, height, width))
-        return self._geometric[height, width]
+    def camera_stage(self, height: int, width: int) -> Any:
+        """The shift pipeline for camera frames of this size (the crop needs it)."""
+        if (height, width) not in self._camera_stages:
+            self._camera_stages[height, width] = self._seeded(build_camera_stage(self.config, height, width))
+        return self._camera_stages[height, width]
 
     def rekey(self, seed: int, key: int) -> None:
         self.bits.state = {
@@ -188,26 +195,13 @@ class Augmenter:
         the camera frame, then `prepare`, then the photometric ops on the smaller prepared
         frame: same labels, several times less work. Blur kernels are then in model pixels.
         """
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"augmenter expects an RGB uint8 (H, W, 3) frame, got {image.dtype} {image.shape}")
-        angle, applied = float(angle), []
-        if self.config.enabled:
-            if key is None:
-                with self._counter_lock:
-                    key = next(self._counter)
-            state = self._state()
-            state.rekey(self.seed, int(key) & _UINT64)
-            geometric = state.geometric(*image.shape[:2])
-            if geometric is not None:
-                image, angle, names = self._geometry(geometric, image, angle)
-                applied += names
-        if prepare is not None:
-            image = prepare(image)
-        if self.config.enabled and state.photometric is not None:
-            result = state.photometric(image=image)
-            image = result["image"]
-            applied += [name for name, _ in result["applied_transforms"]]
-        return Augmented(image, angle, float(throttle), tuple(applied))
+        image = np.asarray(image)
+        _check_frames(image[None])
+        if key is None and self.config.enabled:
+            with self._counter_lock:
+                key = next(self._counter)
+        images, angles, applied = self._augment_group(image[None], np.array([angle], np.float64), key, prepare)
+        return Augmented(images[0], float(angles[0]), float(throttle), applied)
 
     def augment_batch(
         self,
@@ -219,32 +213,56 @@ class Augmenter:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Augment B samples in one call: (B, H, W, 3) uint8 -> (B, h, w, c) uint8, (B,), (B,) float32.
 
-        Sample i is exactly `apply(images[i], angles[i], throttles[i], keys[i], prepare)`.
-        Use this from tf.data with one `tf.numpy_function` per batch, not per frame: a
-        Python call per frame from tf.data's threads costs far more than the augmentation.
+        Samples go in groups of `config.group` consecutive ones; a group shares one random
+        draw, keyed by its first sample's key, so a batch is reproducible from its keys.
+        With `group` 1, sample i is exactly `apply(images[i], angles[i], throttles[i], keys[i])`.
         """
-        results = [self.apply(image, a, t, int(k), prepare) for image, a, t, k in zip(images, angles, throttles, keys)]
-        return (
-            np.stack([r.image for r in results]),
-            np.array([r.angle for r in results], np.float32),
-            np.array([r.throttle for r in results], np.float32),
-        )
+        _check_frames(images)
+        size = self.config.group
+        out_images, out_angles = [], []
+        for start in range(0, len(images), size):
+            group, group_angles, _ = self._augment_group(
+                images[start : start + size], angles[start : start + size].astype(np.float64), int(keys[start]), prepare
+            )
+            out_images.append(group)
+            out_angles.append(group_angles)
+        return np.concatenate(out_images), np.concatenate(out_angles).astype(np.float32), throttles.astype(np.float32)
 
-    def _geometry(self, pipeline: Any, image: np.ndarray, angle: float) -> tuple[np.ndarray, float, list[str]]:
-        """Apply flip/shift and derive the steering label from what was actually applied."""
-        result = pipeline(image=image)
+    def _augment_group(
+        self,
+        images: np.ndarray,
+        angles: np.ndarray,
+        key: int | None,
+        prepare: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """(G, H, W, 3) frames and (G,) angles -> the same transforms, one draw, applied to all G."""
+        applied: list[tuple[str, dict]] = []
+        state = self._state() if self.config.enabled else None
+        if state is not None:
+            state.rekey(self.seed, int(key) & _UINT64)
+            images = _run(state.camera_stage(*images.shape[1:3]), images, applied)
+        if prepare is not None:
+            images = np.stack([prepare(image) for image in images])
+        if state is not None:
+            images = _run(state.frame_stage, images, applied)
+        angles, names = self._labels(angles, applied)
+        return np.ascontiguousarray(images), angles, names
+
+    def _labels(self, angles: np.ndarray, applied: list[tuple[str, dict]]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Steering after what was actually applied, in order; and the names of what fired."""
         names, pad_left = [], 0
-        for name, params in result["applied_transforms"]:
+        for name, params in applied:
             if name == "HorizontalFlip":
-                angle = -angle
-                names.append("HorizontalFlip")
+                angles = -angles
             elif name == "PadIfNeeded":
                 pad_left = params["pad_left"]
+                continue
             elif name == "RandomCrop":
                 shift_x = pad_left - params["crop_coords"][0]  # pixels the content moved right
-                angle += self.config.shift_steer_per_px * shift_x
-                names.append("Shift")
-        return np.ascontiguousarray(result["image"]), min(1.0, max(-1.0, angle)), names
+                angles = angles + self.config.shift_steer_per_px * shift_x
+                name = "Shift"
+            names.append(name)
+        return np.clip(angles, -1.0, 1.0), tuple(names)
 
     def _state(self) -> _ThreadState:
         state = getattr(self._local, "state", None)
@@ -258,6 +276,20 @@ class Augmenter:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["config"], state["seed"])
+
+
+def _run(pipeline: Any, images: np.ndarray, applied: list[tuple[str, dict]]) -> np.ndarray:
+    """Apply one stage (or none) to a stack of frames, noting what it applied."""
+    if pipeline is None:
+        return images
+    result = pipeline(images=images)
+    applied += result["applied_transforms"]
+    return result["images"]
+
+
+def _check_frames(images: np.ndarray) -> None:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+        raise ValueError(f"augmenter expects RGB uint8 (H, W, 3) frames, got {images.dtype} {images.shape[1:]}")
 
 
 def build_augmenter(config: AugmentConfig, seed: int = 0) -> Augmenter:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""See what training sees: `augment.py preview --tub T --out grid.png [--augment ... --aug-* ...]`.
+"""See what training sees: `augment.py preview --tub T --out grid.png [--model fast] [--augment ... --aug-* ...]`.
 
 Draws frames from a tub beside augmented copies, with their steering/throttle labels
-and the transforms that fired. Takes the same --augment/--aug-* flags as train.py.
+and the transforms that fired, as the model's input (`--model`'s crop and size, the
+way training prepares and augments them; `--model camera` shows whole camera frames).
+Takes the same --augment/--aug-* flags as train.py.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from functools import partial  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 import augment  # noqa: E402
 from augment.preview import preview_grid  # noqa: E402
 from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE  # noqa: E402
+from car.frames import prepare_frame  # noqa: E402
 from car.tub import TubError, open_tubs  # noqa: E402
+from training.models import ARCHITECTURES, default_frame_spec  # noqa: E402
 
 
 def preview(args: argparse.Namespace) -> None:
@@ -37,7 +43,12 @@ def preview(args: argparse.Namespace) -> None:
     for tub, record in (records[i] for i in picks):
         samples.append((tub.load_image(record, CAMERA_IMAGE), float(record[USER_ANGLE]), float(record[USER_THROTTLE])))
     config = augment.config_from_args(args)
-    out = preview_grid(samples, augment.build_augmenter(config, args.seed), args.variants, args.out)
+    prepare = None
+    if args.model != "camera":
+        frame = samples[0][0]
+        spec = default_frame_spec(args.model, frame.shape[1], frame.shape[0])
+        prepare = partial(prepare_frame, spec=spec)
+    out = preview_grid(samples, augment.build_augmenter(config, args.seed), args.variants, args.out, prepare)
     print(f"wrote {out}: {len(samples)} frames x {args.variants} augmented copies ({config.preset} preset)")
 
 
@@ -50,6 +61,8 @@ def main() -> None:
     grid.add_argument("--rows", type=int, default=4, help="frames to show")
     grid.add_argument("--variants", type=int, default=5, help="augmented copies per frame")
     grid.add_argument("--seed", type=int, default=0)
+    grid.add_argument("--model", choices=(*ARCHITECTURES, "camera"), default="fast",
+                      help="show the input of this architecture (default fast), or whole camera frames")
     augment.add_arguments(grid)
     grid.set_defaults(func=preview)
     args = parser.parse_args()

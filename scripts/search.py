@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     best = result.best
     print(f"best trial {best['trial']} ({best['stage']}): score {best['score']:.4g}, dev MSE {best['dev_mse']:.4f}, "
-          f"Pi latency ~{best['pi_median_ms']:.2f} ms (median); bundle {result.best_bundle}")
+          f"Pi latency ~{best['pi_estimate_ms']:.2f} ms (p99 estimate); bundle {result.best_bundle}")
     entry = append_run(result.best_bundle, args, index=args.registry,
                        extra={"search": {k: v for k, v in best.items() if k != "trial_dir"}})
     print(f"registered as {entry['run_id']} in {args.registry}")

@@ -104,6 +104,42 @@ def test_photometric_transforms_change_pixels_not_labels(real_frames):
     )
 
 
+# Every strength knob (and its --aug-* flag) with the transform it tunes and another value.
+STRENGTH_KNOBS = {
+    "shift_px": ("shift", 3.0),
+    "shift_steer_per_px": ("shift", 0.01),
+    "shift_y_px": ("shift", 0.0),
+    "shadow_intensity": ("shadow", 0.95),
+    "brightness_limit": ("brightness", 0.05),
+    "gamma_limit": ("gamma", 0.05),
+    "color_strength": ("color", 0.05),
+    "blur_kernel": ("blur", 9.0),
+    "noise_std": ("noise", 0.2),
+}
+
+
+def test_every_augmentation_knob_is_covered():
+    knobs = {f for f in AugmentConfig.__dataclass_fields__ if f not in PROBABILITY_FIELDS}
+    assert knobs == {*STRENGTH_KNOBS, "group", "preset"}  # group: test_a_group_shares_one_draw...
+
+
+@pytest.mark.parametrize("knob", sorted(STRENGTH_KNOBS))
+def test_each_strength_knob_changes_what_its_transform_does(real_frames, knob):
+    transform, other = STRENGTH_KNOBS[knob]
+    image, angle, throttle = real_frames[4]
+    flag = "--aug-" + knob.replace("_", "-")
+    parser = argparse.ArgumentParser()
+    augment.add_arguments(parser)
+    tuned = augment.config_from_args(parser.parse_args(["--augment", "none", f"--aug-{transform}", "1", flag, str(other)]))
+    assert getattr(tuned, knob) == other and getattr(only(**{transform: 1.0}), knob) != other
+    outputs = []
+    for config in (only(**{transform: 1.0}), tuned):
+        results = [augment.build_augmenter(config, seed=3).apply(image, angle, throttle, key=k) for k in range(8)]
+        outputs.append((np.stack([r.image for r in results]), [r.angle for r in results]))
+    (default_images, default_angles), (tuned_images, tuned_angles) = outputs
+    assert not np.array_equal(default_images, tuned_images) or default_angles != tuned_angles
+
+
 def test_same_seed_and_key_reproduce_and_others_differ(real_frames):
     image, angle, throttle = real_frames[3]
     first = augment.build_augmenter(AugmentConfig(), seed=7)
@@ -143,7 +179,8 @@ def test_none_preset_is_the_identity(real_frames):
     assert not NONE.enabled
     image, angle, throttle = real_frames[2]
     out, out_angle, out_throttle = augmenter(image, angle, throttle)
-    assert out is image and (out_angle, out_throttle) == (angle, throttle)
+    assert np.shares_memory(out, image) and np.array_equal(out, image)  # untouched, not even copied
+    assert (out_angle, out_throttle) == (angle, throttle)
 
 
 def test_rejects_frames_that_are_not_rgb_uint8():
@@ -209,12 +246,12 @@ def test_preview_cli_names_a_missing_tub(tmp_path):
     assert not (tmp_path / "g.png").exists()
 
 
-def test_batch_call_equals_per_frame_calls_and_can_prepare_first(real_frames):
+def test_batch_call_with_groups_of_one_equals_per_frame_calls_and_can_prepare_first(real_frames):
     from car.frames import FrameSpec, prepare_frame
 
     spec = FrameSpec(crop_top=40, width=80, height=40)
     prepare = lambda frame: prepare_frame(frame, spec)  # noqa: E731
-    augmenter = augment.build_augmenter(AugmentConfig(), seed=12)
+    augmenter = augment.build_augmenter(AugmentConfig(group=1), seed=12)
     images = np.stack([image for image, _, _ in real_frames[:6]])
     angles = np.array([a for _, a, _ in real_frames[:6]], np.float32)
     throttles = np.array([t for _, _, t in real_frames[:6]], np.float32)
@@ -230,30 +267,58 @@ def test_batch_call_equals_per_frame_calls_and_can_prepare_first(real_frames):
     np.testing.assert_array_equal(flipper(images[0], 0.2, 0.5, prepare=prepare)[0], prepare(images[0][:, ::-1]))
 
 
-def test_training_pipeline_augments_batches_reproducibly_keyed_by_draw(real_frames):
-    """training/pipeline.py calls augment_batch per batch with the running draw number as key."""
-    from car.frames import FrameSpec, normalise, prepare_frame
-    from training.pipeline import training_dataset
+def test_a_group_shares_one_draw_and_groups_differ(real_frames):
+    image, angle, throttle = real_frames[3]
+    images = np.stack([image] * 6)  # the same frame six times: any difference comes from the draws
+    angles, throttles = np.full(6, angle, np.float32), np.full(6, throttle, np.float32)
+    grouped = augment.build_augmenter(AugmentConfig(group=3), seed=4)
+    batch, batch_angles, _ = grouped.augment_batch(images, angles, throttles, np.arange(6))
+    for first, second in ((0, 1), (0, 2), (3, 4), (3, 5)):
+        np.testing.assert_array_equal(batch[first], batch[second])
+        assert batch_angles[first] == batch_angles[second]
+    assert not np.array_equal(batch[0], batch[3])
+    alone, _, _ = augment.build_augmenter(AugmentConfig(group=1), seed=4).augment_batch(images, angles, throttles, np.arange(6))
+    assert len({frame.tobytes() for frame in alone}) > 2  # one draw per frame: more than two looks
+    with pytest.raises(ValueError, match="group"):
+        AugmentConfig(group=2.5)
+
+
+def test_draw_plan_deals_every_frame_once_per_epoch_with_running_draw_numbers():
+    from training.pipeline import draw_plan
+
+    plan = list(islice(draw_plan(10, 4, seed=1), 5))  # 20 draws = two epochs of 10 frames
+    draws = np.concatenate([d for d, _ in plan])
+    picks = np.concatenate([p for _, p in plan])
+    np.testing.assert_array_equal(draws, np.arange(20))
+    assert sorted(picks[:10]) == list(range(10)) and sorted(picks[10:]) == list(range(10))
+    assert not np.array_equal(picks[:10], picks[10:])  # a fresh order each epoch
+    again = np.concatenate([p for _, p in islice(draw_plan(10, 4, seed=1), 5)])
+    np.testing.assert_array_equal(picks, again)
+
+
+def test_training_pipeline_is_reproducible_and_the_same_with_worker_processes(real_frames):
+    """Batches depend on the seed only, not on how many processes augment them."""
+    from car.frames import FrameSpec
+    from training.augment_workers import AugmentedBatches
+    from training.pipeline import augmented_dataset
 
     spec = FrameSpec(crop_top=40, width=80, height=40)
     images = np.stack([image for image, _, _ in real_frames])  # (20, 120, 160, 3)
     angles = np.array([a for _, a, _ in real_frames], np.float32)
     throttles = np.array([t for _, _, t in real_frames], np.float32)
 
-    def first_batches(seed: int) -> list:
-        augmenter = augment.build_augmenter(AugmentConfig(), seed=seed)
-        dataset = training_dataset(images, angles, throttles, spec, batch_size=8, seed=3, augment=augmenter)
-        return [(x.numpy(), y["angle"].numpy()) for x, y in islice(dataset, 3)]
+    def first_batches(seed: int, workers: int) -> list:
+        augmenter = augment.build_augmenter(AugmentConfig(group=4), seed=seed)
+        with AugmentedBatches(images, angles, throttles, augmenter, spec, workers) as source:
+            dataset = augmented_dataset(source, spec, batch_size=8, seed=3)
+            return [(x.numpy(), y["angle"].numpy()) for x, y in islice(dataset, 4)]
 
-    run, again, other_seed = first_batches(5), first_batches(5), first_batches(6)
-    for (x, angle), (x2, angle2) in zip(run, again):
+    run, again, in_workers, other_seed = first_batches(5, 0), first_batches(5, 0), first_batches(5, 2), first_batches(6, 0)
+    for (x, angle), (x2, angle2), (x3, angle3) in zip(run, again, in_workers):
         np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(x, x3)
         np.testing.assert_array_equal(angle, angle2)
+        np.testing.assert_array_equal(angle, angle3)
     assert any(not np.array_equal(x, x2) for (x, _), (x2, _) in zip(run, other_seed))
     assert run[0][0].shape == (8, 40, 80, 3) and run[0][1].shape == (8, 1)
-
-    augmenter = augment.build_augmenter(AugmentConfig(), seed=5)
-    prepare = lambda frame: prepare_frame(frame, spec)  # noqa: E731
-    for draw, (x, angle) in enumerate(zip(run[1][0], run[1][1]), start=8):  # second batch: draws 8..15
-        candidates = [augmenter.apply(image, a, t, key=draw, prepare=prepare) for image, a, t in real_frames]
-        assert any(np.array_equal(normalise(c.image, spec), x) and c.angle == pytest.approx(angle[0]) for c in candidates)
+    assert 0.0 <= run[0][0].min() and run[0][0].max() <= 1.0  # normalised as the car does

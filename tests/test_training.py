@@ -22,8 +22,9 @@ from car.tub import Tub, TubWriter
 from training.cli import add_arguments, options_from_args
 from training.data import RecordFilter, load_frames
 from training.fit import FitConfig
-from training.models import ModelOptions, build_model
-from training.pipeline import prepare_all, steps_per_epoch, training_dataset
+from training.models import ModelOptions, build_model, default_frame_spec
+from training.augment_workers import AugmentedBatches
+from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.split import SplitConfig, split_frames
 from training.train import TrainOptions, train
 
@@ -223,8 +224,8 @@ def test_augmentation_touches_only_the_training_split(tiny_tub):
         assert np.abs(originals - image).reshape(len(originals), -1).max(axis=1).min() == 0
     flips_only = augment.AugmentConfig(flip=1.0, shift=0.0, shadow=0.0, brightness=0.0, gamma=0.0, color=0.0, blur=0.0, noise=0.0)
     augmenter = augment.build_augmenter(flips_only, seed=0)
-    flipped = training_dataset(frames.images[:32], frames.angles[:32], frames.throttles[:32], spec, 32, 0, augmenter)
-    images_aug, labels_aug = next(iter(flipped))
+    with AugmentedBatches(frames.images[:32], frames.angles[:32], frames.throttles[:32], augmenter, spec) as source:
+        images_aug, labels_aug = next(iter(augmented_dataset(source, spec, 32, seed=0)))
     assert sorted(labels_aug["angle"].numpy().ravel()) == pytest.approx(sorted(-frames.angles[:32]), abs=1e-6)
     assert sorted(labels["angle"].numpy().ravel()) == pytest.approx(sorted(frames.angles[:32]), abs=1e-6)
 
@@ -236,6 +237,7 @@ FLAG_CASES = [
     (["--dropout", "0.4"], lambda o: o.model.dropout == 0.4),
     (["--l2", "0.01"], lambda o: o.model.l2 == 0.01),
     (["--no-batch-norm"], lambda o: o.model.batch_norm is False),
+    (["--width-multiplier", "2"], lambda o: o.model.width == 2.0),
     (["--epochs", "7"], lambda o: o.fit.epochs == 7),
     (["--batch-size", "8"], lambda o: o.fit.batch_size == 8),
     (["--lr", "0.01"], lambda o: o.fit.lr == 0.01),
@@ -257,6 +259,7 @@ FLAG_CASES = [
     (["--min-throttle", "0.2"], lambda o: o.rules.min_throttle == 0.2),
     (["--records", "0:800"], lambda o: o.rules.index_range == (0, 800)),
     (["--workers", "1"], lambda o: o.workers == 1),
+    (["--augment-workers", "0"], lambda o: o.augment_workers == 0),  # runs: tests/test_augment.py
     (["--crop-top", "30", "--crop-bottom", "2", "--width", "64", "--height", "32", "--color", "bgr"],
      lambda o: o.frame_overrides == {"crop_top": 30, "crop_bottom": 2, "width": 64, "height": 32, "color": "bgr"}),
     (["--quantize", "float32"], lambda o: o.quantization == "float32"),
@@ -275,6 +278,7 @@ def test_each_flag_reaches_the_options(flags, check):
 
 
 def test_every_train_flag_is_covered_above():
+    """The --aug-* knobs are proved in tests/test_augment.py (STRENGTH_KNOBS and the p tests)."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     covered = {flag for flags, _ in FLAG_CASES for flag in flags if flag.startswith("--")} | {"--tub", "--out", "--no-batch-norm"}
@@ -292,6 +296,18 @@ def test_model_flags_change_the_network():
     assert layers(build_model("fast", shape), "BatchNormalization")
     assert not layers(build_model("fast", shape, ModelOptions(batch_norm=False)), "BatchNormalization")
     assert layers(build_model("linear", (120, 160, 3), ModelOptions(batch_norm=True)), "BatchNormalization")
+    filters = lambda m: [layer.filters for layer in layers(m, "Conv2D")]  # noqa: E731
+    assert filters(build_model("fast", shape, ModelOptions(width=2.0))) == [2 * f for f in filters(build_model("fast", shape))]
+    assert build_model("fast", shape, ModelOptions(width=0.5)).count_params() < build_model("fast", shape).count_params()
+
+
+def test_pilotnet_is_nvidias_network_on_its_own_input():
+    spec = default_frame_spec("pilotnet")
+    assert spec.input_shape == (66, 200, 3)
+    model = build_model("pilotnet", spec.input_shape)
+    assert [layer.filters for layer in model.layers if type(layer).__name__ == "Conv2D"] == [24, 36, 48, 64, 64]
+    assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"] == [100, 50, 10, 1, 1]
+    assert [tuple(output.shape) for output in model.outputs] == [(None, 1), (None, 1)]
 
 
 def test_frame_flags_change_the_model_input(trained, tiny_tub):
@@ -416,3 +432,25 @@ def test_quantisation_choice_and_latency_budget(trained, tmp_path):
                              parity_inputs=frames, quantization="float32", budget_ms=1e6, pi_scale_factor=2.0,
                              log=lambda _: None)
     assert generous.latency.meets_budget and generous.latency.pi_scale_factor == 2.0
+
+
+def test_export_script_converts_a_saved_keras_model_into_a_bundle_the_car_loads(trained, tiny_tub, tmp_path):
+    import subprocess
+    import sys
+
+    from car.pilot import Pilot
+
+    out = tmp_path / "bundle"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "convert", "--keras", str(trained.out / "model.keras"), "--tub", str(tiny_tub),
+         "--block-frames", "20", "--quantize", "float32", "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "float32" in done.stdout
+    pilot = Pilot.load(out)
+    assert pilot.card.input == trained.card.input  # preprocessing taken from the model.json beside the .keras
+    frame = road_frame(0.5, np.random.default_rng(1))
+    expected = Pilot.load(trained.out).run(frame)
+    assert pilot.run(frame) == pytest.approx(expected, abs=0.1)  # float32 export vs the int8 bundle of the run

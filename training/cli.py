@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     frame.add_argument("--width", type=int, help="model input width after resize")
     frame.add_argument("--height", type=int, help="model input height after resize")
     frame.add_argument("--color", choices=COLOR_ORDERS, help="channel order fed to the model")
-    model = parser.add_argument_group("regularisation")
+    model = parser.add_argument_group("capacity and regularisation")
+    model.add_argument("--width-multiplier", type=float, default=1.0,
+                       help="scales every layer's filters/units (1.0: the architecture as published)")
     model.add_argument("--dropout", type=float, help="dropout rate (default: the architecture's)")
     model.add_argument("--l2", type=float, default=0.0, help="L2 weight penalty on convs and dense layers")
     model.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None, help="batch normalisation")
@@ -73,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--patience", type=int, default=defaults.patience, help="early stopping on dev loss")
     fit.add_argument("--min-delta", type=float, default=defaults.min_delta, help="smallest dev-loss improvement")
     fit.add_argument("--throttle-weight", type=float, default=defaults.throttle_weight, help="throttle loss weight")
+    fit.add_argument("--augment-workers", type=int, default=TrainOptions.augment_workers,
+                     help="processes augmenting training batches (default: one per CPU core; 0: in the training process)")
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress output")
     fit.add_argument("--distribute", choices=DISTRIBUTE_CHOICES, default="none",
                      help="mirrored: every local GPU; multiworker: several machines, each with its TF_CONFIG")
@@ -102,7 +106,7 @@ def options_from_args(args: argparse.Namespace, augment_config=None) -> TrainOpt
     fit_fields = {f.name for f in fields(FitConfig)}
     return TrainOptions(
         architecture=args.model,
-        model=ModelOptions(dropout=args.dropout, l2=args.l2, batch_norm=args.batch_norm),
+        model=ModelOptions(dropout=args.dropout, l2=args.l2, batch_norm=args.batch_norm, width=args.width_multiplier),
         fit=FitConfig(**{name: getattr(args, name) for name in fit_fields}),
         split=split_config(args),
         rules=record_filter(args),
@@ -112,5 +116,6 @@ def options_from_args(args: argparse.Namespace, augment_config=None) -> TrainOpt
         pi_scale_factor=args.pi_scale_factor,
         augment=augment_config,
         workers=args.workers,
+        augment_workers=args.augment_workers,
         distribute=args.distribute,
     )

@@ -21,11 +21,21 @@ OUTPUT_NAMES = ("angle", "throttle")
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Regularisation knobs shared by all architectures (None = the architecture's default)."""
+    """Knobs shared by all architectures (None = the architecture's default).
+
+    `width` multiplies the filters of every convolution and the units of every hidden
+    dense layer (1.0 = the architecture as published): the capacity knob of the recipe's
+    "bigger network", and the one that moves latency most after the input size.
+    """
 
     dropout: float | None = None
     l2: float = 0.0
     batch_norm: bool | None = None
+    width: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.width <= 0:
+            raise ValueError(f"model width multiplier must be > 0, got {self.width}")
 
 
 def default_frame_spec(architecture: str, source_width: int = 160, source_height: int = 120) -> FrameSpec:
@@ -74,6 +84,7 @@ class _Blocks:
         import keras
 
         self.keras = keras
+        self.width = options.width
         self.dropout = dropout if options.dropout is None else options.dropout
         self.batch_norm = batch_norm if options.batch_norm is None else options.batch_norm
         self.regulariser = keras.regularizers.L2(options.l2) if options.l2 > 0 else None
@@ -81,7 +92,7 @@ class _Blocks:
     def conv(self, x, filters: int, kernel: int, stride: int, padding: str = "valid", dropout: bool = True):
         layers = self.keras.layers
         x = layers.Conv2D(
-            filters,
+            self._scaled(filters),
             kernel,
             strides=stride,
             padding=padding,
@@ -97,13 +108,16 @@ class _Blocks:
 
     def dense(self, x, units: int):
         layers = self.keras.layers
-        x = layers.Dense(units, use_bias=not self.batch_norm, kernel_regularizer=self.regulariser)(x)
+        x = layers.Dense(self._scaled(units), use_bias=not self.batch_norm, kernel_regularizer=self.regulariser)(x)
         if self.batch_norm:
             x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         if self.dropout > 0:
             x = layers.Dropout(self.dropout)(x)
         return x
+
+    def _scaled(self, count: int) -> int:
+        return max(1, round(count * self.width))
 
     def heads(self, x, inputs, name: str):
         """Two linear outputs, angle then throttle (the order the TFLite signature keeps)."""

@@ -5,38 +5,24 @@ Shapes: camera frames (N, 120, 160, 3) uint8
     -> (B, H, W, C) uint8 batches -> x * scale + offset = car.frames.normalise, float32
 
 Preparation is done by the car's own `prepare_frame`, so training and driving cannot
-drift. Without augmentation the frames are prepared once up front. With augmentation the
-geometric ops run on the camera frame (shifts are in camera pixels, where their steering
-correction is defined), then `prepare_frame`, then the photometric ops on the small
-prepared frame; one `augment_batch` call per batch (a Python call per frame from tf.data
-costs more than the augmentation itself), batches in parallel threads.
+drift. Without augmentation the frames are prepared once up front and tf.data shuffles
+and batches them. With augmentation, `draw_plan` deals shuffled batches of frame indexes
+and training/augment_workers.py augments and prepares each batch in worker processes;
+tf.data only normalises and prefetches.
 
-The training pipeline repeats forever and `fit` is given `steps_per_epoch`; each drawn
+Training pipelines repeat forever and `fit` is given `steps_per_epoch`; each drawn
 sample gets a running number that keys the augmenter, so a run is reproducible from its
 seed while every epoch still sees fresh augmentations.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable, Protocol
+from typing import Iterator
 
 import numpy as np
 
 from car.frames import FrameSpec, prepare_frame
-
-
-class BatchAugmenter(Protocol):
-    """What training needs of an augmenter (augment.Augmenter is one)."""
-
-    def augment_batch(
-        self,
-        images: np.ndarray,
-        angles: np.ndarray,
-        throttles: np.ndarray,
-        keys: np.ndarray,
-        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+from training.augment_workers import AugmentedBatches
 
 
 def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
@@ -64,41 +50,55 @@ def labels_of(angles: np.ndarray, throttles: np.ndarray) -> dict[str, np.ndarray
 
 
 def training_dataset(
-    images: np.ndarray,
-    angles: np.ndarray,
-    throttles: np.ndarray,
-    spec: FrameSpec,
-    batch_size: int,
-    seed: int,
-    augment: BatchAugmenter | None = None,
+    prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int, seed: int
 ):
-    """Endless shuffled batches of (normalised images, {angle, throttle}) for `fit`.
-
-    `images` are camera frames when `augment` is given, else already prepared frames.
-    """
+    """Endless shuffled batches of (normalised images, {angle, throttle}) from prepared frames, for `fit`."""
     import tensorflow as tf
 
     count = len(angles)
     indexes = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
-    if augment is None:
-        frames, labels = tf.constant(images), labels_of(angles, throttles)
-        samples = indexes.map(lambda i: (tf.gather(frames, i), {k: tf.gather(v, i) for k, v in labels.items()}))
-        return samples.batch(batch_size).map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
+    frames, labels = tf.constant(prepared), labels_of(angles, throttles)
+    samples = indexes.map(lambda i: (tf.gather(frames, i), {k: tf.gather(v, i) for k, v in labels.items()}))
+    return samples.batch(batch_size).map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
-    prepare = partial(prepare_frame, spec=spec)
 
-    def augment_numpy(draws: np.ndarray, picks: np.ndarray):  # (B,) running sample numbers, (B,) indexes
-        return augment.augment_batch(images[picks], angles[picks], throttles[picks], draws, prepare)
+def draw_plan(count: int, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless (draws, picks) per batch: running sample numbers and frame indexes.
 
-    def augment_tf(draws, picks):
-        batch, angle, throttle = tf.numpy_function(
-            augment_numpy, [draws, picks], [tf.uint8, tf.float32, tf.float32], stateful=False
-        )
-        batch.set_shape((None, *spec.input_shape))  # (B, H, W, C) uint8
-        return batch, {"angle": tf.reshape(angle, (-1, 1)), "throttle": tf.reshape(throttle, (-1, 1))}
+    Every frame once per epoch in a fresh seeded order; a batch may span two epochs.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.empty(0, np.int64)
+    for first_draw in range(0, 2**62, batch_size):
+        while len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(count)])
+        picks, order = order[:batch_size], order[batch_size:]
+        yield np.arange(first_draw, first_draw + batch_size, dtype=np.uint64), picks
 
-    batches = indexes.enumerate().batch(batch_size).map(augment_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return batches.map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
+
+BATCHES_PER_ELEMENT = 4  # batches the generator hands to tf.data at once (see augmented_dataset)
+
+
+def augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int):
+    """Endless augmented batches of (normalised images, {angle, throttle}) for `fit`.
+
+    The generator yields BATCHES_PER_ELEMENT batches at a time and tf.data re-splits them:
+    each element from Python costs tf.data a fixed amount of CPU in the training process,
+    CPU that the augmenting workers share on a small machine.
+    """
+    import tensorflow as tf
+
+    signature = (
+        tf.TensorSpec((None, *spec.input_shape), tf.uint8),
+        tf.TensorSpec((None,), tf.float32),
+        tf.TensorSpec((None,), tf.float32),
+    )
+    batches = tf.data.Dataset.from_generator(
+        lambda: source.batches(draw_plan(source.count, batch_size * BATCHES_PER_ELEMENT, seed)),
+        output_signature=signature,
+    ).rebatch(batch_size)
+    labelled = batches.map(lambda images, angle, throttle: (images, {"angle": angle[:, None], "throttle": throttle[:, None]}))
+    return labelled.map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_dataset(prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int = 256):

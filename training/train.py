@@ -12,7 +12,9 @@ a scratch folder (`out/workers/worker_<i>`) and return (see training.distribute)
 from __future__ import annotations
 
 import json
+import os
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +28,8 @@ from training.export import export_bundle
 from training.fit import FitConfig, fit
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
 from training.models import ModelOptions, build_model, default_frame_spec, set_output_bias
-from training.pipeline import evaluation_dataset, prepare_all, steps_per_epoch, training_dataset
+from training.augment_workers import AugmentedBatches
+from training.pipeline import augmented_dataset, evaluation_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.report import OUTPUTS, baseline_errors, diagnose, errors, markdown, noise_floor, plot_learning_curves, plot_predictions
 from training.split import Split, SplitConfig, split_frames
 
@@ -48,6 +51,7 @@ class TrainOptions:
     pi_scale_factor: float = PI4_SCALE_FACTOR
     augment: Any = None  # augment.AugmentConfig, or None for no augmentation
     workers: int = 4
+    augment_workers: int = os.cpu_count() or 1  # processes augmenting batches; 0: in the training process
     distribute: str = "none"  # training.distribute.CHOICES: none, mirrored (local GPUs), multiworker
 
 
@@ -129,10 +133,6 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
     prepared = {name: prepare_all(subset.images, spec) for name, subset in subsets.items()}
     augmenter = build_augmenter(options)
     train_set = subsets["train"]
-    train_data = training_dataset(
-        train_set.images if augmenter else prepared["train"], train_set.angles, train_set.throttles,
-        spec, options.fit.batch_size, options.fit.seed, augmenter,
-    )
     dev_set = subsets["dev"]
     dev_data = evaluation_dataset(prepared["dev"], dev_set.angles, dev_set.throttles, spec)
     steps = steps_per_epoch(len(train_set), options.fit.batch_size)
@@ -142,9 +142,19 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
         set_output_bias(model, {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())})
         return model
 
-    log(f"model {options.architecture}: input {spec.input_shape}, augmentation {'on' if augmenter else 'off'}, "
-        f"distribute {options.distribute}")
-    model, history = fit_with_strategy(build, train_data, dev_data, steps, options, out, strategy, log)
+    log(f"model {options.architecture}: input {spec.input_shape}, augmentation "
+        f"{f'on ({options.augment_workers} worker processes)' if augmenter else 'off'}, distribute {options.distribute}")
+    with ExitStack() as cleanup:
+        if augmenter:
+            batches = cleanup.enter_context(AugmentedBatches(
+                train_set.images, train_set.angles, train_set.throttles, augmenter, spec, options.augment_workers
+            ))
+            train_data = augmented_dataset(batches, spec, options.fit.batch_size, options.fit.seed)
+        else:
+            train_data = training_dataset(
+                prepared["train"], train_set.angles, train_set.throttles, spec, options.fit.batch_size, options.fit.seed
+            )
+        model, history = fit_with_strategy(build, train_data, dev_data, steps, options, out, strategy, log)
     train_seconds = time.perf_counter() - started
     model.save(out / KERAS_FILE)
     if not is_chief():
