@@ -1,7 +1,8 @@
 """Camera parts: Raspberry Pi camera (picamera2), OpenCV/USB webcam or video, replay of a tub.
 
 Every camera is a loop part `() -> (CAMERA_IMAGE, CAMERA_TIMESTAMP)`: an RGB uint8 frame
-(height, width, 3) and the time.monotonic() at which it arrived. The live cameras are
+(height, width, 3) and its time on the time.monotonic() clock: when the sensor finished
+it (picamera2 gives that), else when it arrived. The live cameras are
 threaded parts: their `update()` blocks on the driver until the next frame (no polling),
 and `run()` hands the loop the newest frame without waiting. The timestamp is what the
 loop's `Failsafe` uses to stop the car when the camera stalls.
@@ -42,6 +43,10 @@ class ThreadedCamera:
     def _close(self) -> None:
         pass
 
+    def _frame_time(self) -> float:
+        """When the frame `_capture()` just returned was taken; by default, when it arrived."""
+        return time.monotonic()
+
     def _fit(self, frame: np.ndarray) -> np.ndarray:
         if frame.shape[:2] != (self.height, self.width):
             frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
@@ -58,7 +63,7 @@ class ThreadedCamera:
                     return
                 frame = self._fit(frame)
                 with self._lock:
-                    self._frame, self._time = frame, time.monotonic()
+                    self._frame, self._time = frame, self._frame_time()
                     self.frames += 1
                 self._first.set()
         finally:
@@ -96,11 +101,21 @@ class PiCamera(ThreadedCamera):
             buffer_count=4,
         )
         self._camera.configure(config)
+        self._sensor_time_s = time.monotonic()
         self._camera.start()
 
     def _capture(self) -> np.ndarray:
-        bgr = self._camera.capture_array("main")  # blocks until the next frame
-        return bgr[:, :, ::-1]
+        request = self._camera.capture_request()  # blocks until the next frame
+        try:
+            rgb = np.ascontiguousarray(request.make_array("main")[:, :, ::-1])  # copied before the buffer goes back
+            # SensorTimestamp: ns, end of exposure, on the clock of time.monotonic_ns()
+            self._sensor_time_s = request.get_metadata()["SensorTimestamp"] / 1e9
+        finally:
+            request.release()
+        return rgb
+
+    def _frame_time(self) -> float:
+        return self._sensor_time_s
 
     def _close(self) -> None:
         self._camera.stop()

@@ -169,6 +169,75 @@ def test_opencv_camera_plays_a_video_file_as_a_live_camera(tmp_path):
     assert camera.frames == 10
 
 
+class FakePicamera2:
+    """The picamera2 calls PiCamera makes, with libcamera's BGR buffers and sensor timestamps."""
+
+    instances: list[FakePicamera2] = []
+
+    def __init__(self) -> None:
+        self.configured, self.started, self.released = None, False, 0
+        self.buffer = np.zeros((120, 160, 3), np.uint8)
+        self.buffer[..., 2] = 200  # "RGB888" is B, G, R in memory: this frame is red
+        self.sensor_ns = time.monotonic_ns() - 30_000_000  # finished 30 ms before it is read
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, main, controls, buffer_count):
+        return {"main": main, "controls": controls, "buffer_count": buffer_count}
+
+    def configure(self, config) -> None:
+        self.configured = config
+
+    def start(self) -> None:
+        self.started = True
+
+    def capture_request(self):
+        camera = self
+
+        class Request:
+            def make_array(self, stream):
+                assert stream == "main"
+                return camera.buffer
+
+            def get_metadata(self):
+                return {"SensorTimestamp": camera.sensor_ns}
+
+            def release(self):
+                camera.released += 1
+                camera.buffer[:] = 0  # the buffer goes back to libcamera and is overwritten
+
+        if self.released >= 3:
+            time.sleep(0.05)  # a real camera blocks until the next frame
+        return Request()
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_pi_camera_gives_rgb_frames_stamped_by_the_sensor(monkeypatch):
+    import sys
+    import types
+
+    from car.camera import PiCamera
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    camera = PiCamera(width=160, height=120, framerate=20)
+    fake = FakePicamera2.instances[-1]
+    assert fake.configured["main"] == {"size": (160, 120), "format": "RGB888"} and fake.started
+    assert fake.configured["controls"] == {"FrameRate": 20}
+    sensor_s = fake.sensor_ns / 1e9
+    thread = threading.Thread(target=camera.update, daemon=True)
+    thread.start()
+    assert camera.wait_first_frame(5)
+    frame, stamp = camera.run()
+    camera.shutdown()
+    thread.join(timeout=5)
+    assert frame.shape == (120, 160, 3) and frame[..., 0].mean() == 200 and frame[..., 2].mean() == 0, "RGB, copied"
+    assert stamp == pytest.approx(sensor_s, abs=1e-6) and stamp < time.monotonic() - 0.02
+
+
 def test_tub_camera_replays_real_frames_then_goes_stale(donkey_tub):
     camera = TubCamera(donkey_tub)
     frame, stamp = camera.run()
