@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 
@@ -87,7 +88,17 @@ def test_recorder_writes_only_in_user_mode_and_only_when_recording(tmp_path):
 
 def test_example_config_is_valid_and_documents_every_default():
     example = os.path.join(REPO, "config", "car.example.toml")
-    assert load_config(example).model_dump() == parse_config({}).model_dump()
+    defaults = parse_config({}).model_dump()
+    assert load_config(example).model_dump() == defaults
+    text = open(example).read()
+    for key, value in defaults.items():  # every key is in the file, set or commented out
+        if isinstance(value, dict):
+            section = re.search(rf"^\[{key}\][^\n]*\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
+            assert section, f"[{key}]"
+            for inner in value:
+                assert re.search(rf"^(# )?{inner} = ", section.group(1), re.M), f"{key}.{inner}"
+        else:
+            assert re.search(rf"^{key} = ", text, re.M), key
 
 
 def test_config_errors_name_the_key(tmp_path):
