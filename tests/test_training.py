@@ -454,3 +454,15 @@ def test_export_script_converts_a_saved_keras_model_into_a_bundle_the_car_loads(
     frame = road_frame(0.5, np.random.default_rng(1))
     expected = Pilot.load(trained.out).run(frame)
     assert pilot.run(frame) == pytest.approx(expected, abs=0.1)  # float32 export vs the int8 bundle of the run
+
+
+def test_batch_norm_statistics_settle_on_a_small_tub_so_dev_beats_the_mean(tiny_tub, tmp_path):
+    """With Keras's default momentum (0.99) the moving statistics of 60 steps are still mostly
+    their start values: at inference the model then predicts about the mean, dev loss never
+    improves, and early stopping keeps epoch 1 (the evaluation in the report shows it)."""
+    options = TrainOptions(fit=FitConfig(epochs=10, batch_size=32, verbose=0, patience=10),
+                           split=SplitConfig(block_frames=20), quantization="float32")
+    result = train([tiny_tub], tmp_path / "run", options, log=lambda _: None)
+    errors, baseline = result.metrics["errors"], result.metrics["baseline"]
+    assert errors["train"]["angle"]["mse"] < 0.2 * baseline["train"]["angle"]["mse"]
+    assert errors["dev"]["angle"]["mse"] < 0.3 * baseline["dev"]["angle"]["mse"]
