@@ -188,7 +188,6 @@ class FakePicamera2:
     def __init__(self) -> None:
         self.configured, self.started, self.released = None, False, 0
         self.buffer = np.zeros((120, 160, 3), np.uint8)
-        self.buffer[..., 2] = 200  # "RGB888" is B, G, R in memory: this frame is red
         self.sensor_ns = time.monotonic_ns() - 30_000_000  # finished 30 ms before it is read
         FakePicamera2.instances.append(self)
 
@@ -218,6 +217,7 @@ class FakePicamera2:
 
         if self.released >= 3:
             time.sleep(0.05)  # a real camera blocks until the next frame
+        self.buffer[..., 2] = 200  # the next frame: "RGB888" is B, G, R in memory, so this one is red
         return Request()
 
     def stop(self) -> None:

@@ -21,7 +21,9 @@ OUTPUT_NAMES = ("angle", "throttle")
 # move 1 - momentum of the way to each batch's. Keras's default 0.99 needs ~500 steps to
 # forget the start, and a small tub gives 30 steps an epoch: dev loss (inference mode)
 # stays at the mean predictor's while the training loss falls, and early stopping keeps
-# an early epoch. 0.9 (PyTorch's default) settles in ~50 steps.
+# an early epoch. 0.9 (PyTorch's default) settles in ~50 steps. Batch norm is also
+# synchronised: under a tf.distribute strategy its statistics are the global batch's, so
+# every worker holds the same model (outside a strategy this changes nothing).
 BATCH_NORM_MOMENTUM = 0.9
 
 
@@ -106,7 +108,7 @@ class _Blocks:
             kernel_regularizer=self.regulariser,
         )(x)
         if self.batch_norm:
-            x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
+            x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, synchronized=True)(x)
         x = layers.ReLU()(x)
         if dropout and self.dropout > 0:
             x = layers.Dropout(self.dropout)(x)
@@ -116,7 +118,7 @@ class _Blocks:
         layers = self.keras.layers
         x = layers.Dense(self._scaled(units), use_bias=not self.batch_norm, kernel_regularizer=self.regulariser)(x)
         if self.batch_norm:
-            x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
+            x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, synchronized=True)(x)
         x = layers.ReLU()(x)
         if self.dropout > 0:
             x = layers.Dropout(self.dropout)(x)
