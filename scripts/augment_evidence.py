@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Evidence that augmentation generalises: train on one simulated track, drive on others.
 
-    augment_evidence.py --out runs/augment-evidence            # full run (~20-40 min on 2 cores)
+    augment_evidence.py --out runs/augment-evidence            # full run (~2 min on 2 cores)
     augment_evidence.py --out /tmp/ev --epochs 3 --train-laps 2 --new-tracks 2 --looks 101
 
 Records expert laps on --train-seed, trains the `fast` model once per augmentation

@@ -16,7 +16,11 @@ for candidate in python3.11 python3.12 python3.13 python3; do
 done
 [ -n "$python" ] || { echo "bootstrap: Python 3.11 or newer is needed" >&2; exit 1; }
 
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+if [ ! -x "$venv/bin/pip" ] && ! "$python" -m venv "$venv"; then
+  rm -rf "$venv"   # a half-made venv (no pip) would pass for a good one next time
+  echo "bootstrap: '$python -m venv' failed; on Debian/Ubuntu: sudo apt install python3-venv" >&2
+  exit 1
+fi
 stamp="$venv/.installed-${extras:-core}"   # one stamp per extras set: demo and tests do not undo each other
 want="$(sha256sum < "$root/pyproject.toml" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
