@@ -224,7 +224,7 @@ def trial_metrics(result, trial_dir: Path, config: SearchConfig, budget_ms: floa
     latency = result.card.latency
     # The export's own estimate (p99 of the quietest timing round x the Pi scale factor),
     # so a trial is feasible exactly when its model.json says it meets the budget.
-    pi_estimate_ms = latency.p99_ms * (latency.pi_scale_factor or 1.0)
+    pi_estimate_ms = latency.pi_estimate_ms
     row = {
         "dev_mse": errors["dev"]["angle"]["mse"],
         "train_mse": errors["train"]["angle"]["mse"],

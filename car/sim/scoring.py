@@ -87,11 +87,10 @@ def score(pilot: Pilot, sim: Simulation, laps: int = 1, *, time_limit_s: float |
             on_step(observation)
         if observation.intervened:  # the pilot goes on from where the car was put back
             observation = replace(sim.observe(render=render), intervened=True)
-            stall_check_s, stall_check_distance = sim.time_s, sim.progress * sim.track.length
+            stall_check_s, stall_check_distance = sim.time_s, sim.distance_m
         elif sim.time_s - stall_check_s >= STALL_S - 1e-9:
-            distance = sim.progress * sim.track.length
-            stalls += abs(distance - stall_check_distance) < STALL_DISTANCE_M
-            stall_check_s, stall_check_distance = sim.time_s, distance
+            stalls += abs(sim.distance_m - stall_check_distance) < STALL_DISTANCE_M
+            stall_check_s, stall_check_distance = sim.time_s, sim.distance_m
     wall_s = time.perf_counter() - started
     lap_times = [round(t, 3) for t in sim.lap_times]
     return {
@@ -109,7 +108,7 @@ def score(pilot: Pilot, sim: Simulation, laps: int = 1, *, time_limit_s: float |
         "autonomy": round(autonomy(sim.interventions + stalls, sim.time_s), 5),
         "mean_cte": round(abs_cte_sum / steps, 4) if steps else 0.0,
         "max_cte": round(max_cte, 4),
-        "mean_speed_mps": round(sim.progress * sim.track.length / sim.time_s, 3) if sim.time_s > 0 else 0.0,
+        "mean_speed_mps": round(sim.distance_m / sim.time_s, 3) if sim.time_s > 0 else 0.0,
         "frames": steps,
         "frames_per_s": round(steps / wall_s, 1) if wall_s > 0 else math.inf,
     }

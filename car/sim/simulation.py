@@ -89,6 +89,11 @@ class Simulation:
         return self._distance / self.track.length
 
     @property
+    def distance_m(self) -> float:
+        """Metres driven along the centre line (negative when driving backwards)."""
+        return self._distance
+
+    @property
     def cte(self) -> float:
         return self._cte
 
