@@ -32,8 +32,9 @@ than on the pixels of a small frame. So `augment_batch` augments groups of
 set of parameters for a stack of frames), the same trade as "same_on_batch" in batch
 augmentation libraries. The samples of a group are different, randomly drawn frames,
 so the model still sees every combination over an epoch; groups of 8 make the default
-pipeline ~3x faster per core than one draw per frame (`scripts/bench.py pipeline
---aug-group 1` vs `8`, key `augment_batch_images_per_s`).
+pipeline 3-4x faster per core than one draw per frame (`scripts/bench.py pipeline
+--aug-group 1` vs `8`, key `augment_batch_images_per_s`). Where albumentations would
+still loop over the frames of a group, augment/grouped.py does the group in one call.
 Training calls `augment_batch` once per batch, in worker processes
 (training/augment_workers.py).
 """
@@ -77,12 +78,14 @@ def build_camera_stage(config: AugmentConfig, height: int, width: int) -> Any:
     """
     import albumentations as A  # heavy import kept out of `import augment`
 
+    from augment import grouped
+
     if config.shift <= 0:
         return None
     sx, sy = int(config.shift_px), int(config.shift_y_px)
     shift = A.Sequential(
         [
-            A.PadIfNeeded(height + 2 * sy, width + 2 * sx, border_mode=cv2.BORDER_REPLICATE, p=1.0),
+            grouped.PadIfNeeded(height + 2 * sy, width + 2 * sx, border_mode=cv2.BORDER_REPLICATE, p=1.0),
             A.RandomCrop(height, width, p=1.0),
         ],
         p=config.shift,
@@ -94,12 +97,15 @@ def build_frame_stage(config: AugmentConfig) -> Any:
     """Shadows, brightness/contrast, gamma, colour, blur, sensor noise (last); see `_flip` for the flip.
 
     Transforms with p = 0 are left out: every transform in a Compose costs time per call.
+    Shadow, colour and noise come from augment/grouped.py: the same transforms, a group per call.
     """
     import albumentations as A
 
+    from augment import grouped
+
     kernel = _odd(config.blur_kernel)
     makers = [
-        (config.shadow, lambda p: A.RandomShadow(
+        (config.shadow, lambda p: grouped.RandomShadow(
             shadow_roi=(0.0, 0.3, 1.0, 1.0),  # the road part of the frame
             num_shadows_limit=(1, 2),
             shadow_intensity_range=(config.shadow_intensity / 3.0, config.shadow_intensity),
@@ -111,7 +117,7 @@ def build_frame_stage(config: AugmentConfig) -> Any:
         (config.gamma, lambda p: A.RandomGamma(
             gamma_limit=(100.0 * (1.0 - config.gamma_limit), 100.0 * (1.0 + config.gamma_limit)), p=p
         )),
-        (config.color, lambda p: A.HueSaturationValue(
+        (config.color, lambda p: grouped.HueSaturationValue(
             hue_shift_limit=config.color_strength * 180.0 / 6.0,  # OpenCV hue: 0..180
             sat_shift_limit=config.color_strength * 255.0,
             val_shift_limit=0.0,
@@ -120,7 +126,7 @@ def build_frame_stage(config: AugmentConfig) -> Any:
         (config.blur, lambda p: A.OneOf(
             [A.GaussianBlur(blur_limit=(3, kernel)), A.MotionBlur(blur_limit=(3, kernel))], p=p
         )),
-        (config.noise, lambda p: A.GaussNoise(std_range=(config.noise_std / 4.0, config.noise_std), p=p)),
+        (config.noise, lambda p: grouped.GaussNoise(std_range=(config.noise_std / 4.0, config.noise_std), p=p)),
     ]
     chosen = [make(p) for p, make in makers if p > 0]
     return A.Compose(chosen, save_applied_params=True) if chosen else None

@@ -283,6 +283,30 @@ def test_a_group_shares_one_draw_and_groups_differ(real_frames):
         AugmentConfig(group=2.5)
 
 
+GROUPED_CASES = {  # augment/grouped.py class -> constructor arguments that make it fire
+    "RandomShadow": dict(shadow_roi=(0.0, 0.3, 1.0, 1.0), num_shadows_limit=(1, 2), p=1.0),
+    "HueSaturationValue": dict(hue_shift_limit=10, sat_shift_limit=60, val_shift_limit=20, p=1.0),
+    "GaussNoise": dict(std_range=(0.02, 0.1), p=1.0),
+    "PadIfNeeded": dict(min_height=126, min_width=176, border_mode=4, p=1.0),  # 4: cv2.BORDER_REPLICATE
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_CASES))
+def test_grouped_transforms_equal_albumentations_frame_by_frame(real_frames, name):
+    """A group in one call gives exactly what albumentations' own class gives, frame by frame."""
+    import albumentations as A
+
+    from augment import grouped
+
+    images = np.stack([image for image, _, _ in real_frames[:8]])  # eight different real frames
+    for seed in range(6):  # shadows with one and two polygons, several hue and saturation shifts
+        ours = A.Compose([getattr(grouped, name)(**GROUPED_CASES[name])], seed=seed)(images=images)["images"]
+        stock = A.Compose([getattr(A, name)(**GROUPED_CASES[name])], seed=seed)(images=images)["images"]
+        assert ours.shape == stock.shape and ours.dtype == np.uint8
+        np.testing.assert_array_equal(ours, stock)
+    assert not np.array_equal(ours, images[:, : ours.shape[1], : ours.shape[2]])  # the transform did something
+
+
 def test_draw_plan_deals_every_frame_once_per_epoch_with_running_draw_numbers():
     from training.pipeline import draw_plan
 
@@ -311,7 +335,7 @@ def test_training_pipeline_is_reproducible_and_the_same_with_worker_processes(re
         augmenter = augment.build_augmenter(AugmentConfig(group=4), seed=seed)
         with AugmentedBatches(images, angles, throttles, augmenter, spec, workers) as source:
             dataset = augmented_dataset(source, spec, batch_size=8, seed=3)
-            return [(x.numpy(), y["angle"].numpy()) for x, y in islice(dataset, 4)]
+            return [(x.numpy(), y["angle"].numpy()) for x, y in islice(dataset, 24)]  # slots reused
 
     run, again, in_workers, other_seed = first_batches(5, 0), first_batches(5, 0), first_batches(5, 2), first_batches(6, 0)
     for (x, angle), (x2, angle2), (x3, angle3) in zip(run, again, in_workers):
@@ -322,3 +346,33 @@ def test_training_pipeline_is_reproducible_and_the_same_with_worker_processes(re
     assert any(not np.array_equal(x, x2) for (x, _), (x2, _) in zip(run, other_seed))
     assert run[0][0].shape == (8, 40, 80, 3) and run[0][1].shape == (8, 1)
     assert 0.0 <= run[0][0].min() and run[0][0].max() <= 1.0  # normalised as the car does
+
+
+def test_worker_batches_come_through_a_ring_that_is_removed_when_the_consumer_stops(real_frames, tmp_path, monkeypatch):
+    import tempfile
+
+    from car.frames import FrameSpec
+    from training.augment_workers import AugmentedBatches
+    from training.pipeline import draw_plan
+
+    spec = FrameSpec(crop_top=40, width=80, height=40)
+    images = np.stack([image for image, _, _ in real_frames])
+    angles = np.array([a for _, a, _ in real_frames], np.float32)
+    augmenter = augment.build_augmenter(AugmentConfig(group=2), seed=0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the frames file and rings go
+    with AugmentedBatches(images, angles, angles, augmenter, spec, workers=1) as source:
+        (scratch,) = tmp_path.iterdir()
+        in_process = AugmentedBatches(images, angles, angles, augmenter, spec, workers=0)
+        expected = list(islice(in_process.batches(draw_plan(len(images), 6, seed=2)), 5))
+        consumer = source.batches(draw_plan(len(images), 6, seed=2))
+        got = list(islice(consumer, 5))  # 5 batches through a ring of 2 slots
+        assert [path.name for path in scratch.glob("batches-*.npy")] == ["batches-0.npy"]
+        consumer.close()
+        assert not list(scratch.glob("batches-*.npy"))  # the consumer stopped: its ring is gone
+        for (frames, batch_angles, _), (want, want_angles, _) in zip(got, expected):
+            np.testing.assert_array_equal(frames, want)
+            np.testing.assert_array_equal(batch_angles, want_angles)
+        uneven = source.batches([(np.arange(6), np.arange(6)), (np.arange(6, 10), np.arange(4))])
+        with pytest.raises(ValueError, match="must all pick 6 frames"):
+            list(uneven)
+    assert not scratch.exists()
