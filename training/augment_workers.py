@@ -145,7 +145,7 @@ class AugmentedBatches:
             ring_file.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Stop the workers and delete the frames file; safe to call twice."""
+        """Stop the workers and delete the frames file and rings; safe to call twice."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
