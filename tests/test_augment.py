@@ -348,6 +348,28 @@ def test_training_pipeline_is_reproducible_and_the_same_with_worker_processes(re
     assert 0.0 <= run[0][0].min() and run[0][0].max() <= 1.0  # normalised as the car does
 
 
+def test_workers_of_a_distributed_run_each_augment_only_their_share_of_the_global_batch(real_frames):
+    from car.frames import FrameSpec
+    from training.augment_workers import AugmentedBatches
+    from training.pipeline import augmented_dataset
+
+    spec = FrameSpec(crop_top=40, width=80, height=40)
+    images = np.stack([image for image, _, _ in real_frames])
+    angles = np.array([a for _, a, _ in real_frames], np.float32)
+    augmenter = augment.build_augmenter(AugmentConfig(group=4), seed=1)
+    source = AugmentedBatches(images, angles, angles, augmenter, spec)
+    whole, first, second = (
+        [(x.numpy(), y["angle"].numpy()) for x, y in islice(augmented_dataset(source, spec, 16, 7, pipeline), 6)]
+        for pipeline in [(0, 1), (0, 2), (1, 2)]
+    )
+    for (x, angle), (x0, angle0), (x1, angle1) in zip(whole, first, second):
+        assert x0.shape == x1.shape == (8, 40, 80, 3)
+        np.testing.assert_array_equal(np.concatenate([x0, x1]), x)  # the two shares are the global batch
+        np.testing.assert_array_equal(np.concatenate([angle0, angle1]), angle)
+    with pytest.raises(ValueError, match="cannot be shared by 3 workers"):
+        augmented_dataset(source, spec, 16, 7, (0, 3))
+
+
 def test_worker_batches_come_through_a_ring_that_is_removed_when_the_consumer_stops(real_frames, tmp_path, monkeypatch):
     import tempfile
 

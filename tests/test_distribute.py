@@ -131,7 +131,8 @@ def test_train_script_on_two_loopback_workers(donkey_tub: Path, tmp_path: Path) 
     out, index = tmp_path / "run", tmp_path / "index.jsonl"
     command = [sys.executable, str(REPO / "scripts" / "train.py"), "--tub", str(donkey_tub), "--records", "0:160",
                "--block-frames", "20", "--out", str(out), "--epochs", "1", "--batch-size", "32", "--verbose", "0",
-               "--augment", "none", "--quantize", "float32", "--distribute", "multiworker", "--registry", str(index)]
+               "--augment-workers", "0",  # each worker augments its share of the global batch in-process
+               "--quantize", "float32", "--distribute", "multiworker", "--registry", str(index)]
     processes = []
     for worker in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps(worker_config(workers, worker)), "CUDA_VISIBLE_DEVICES": "-1"}

@@ -98,7 +98,10 @@ def fit_multiworker(model, dataset, steps_per_epoch: int, config, strategy, dev_
 
     Same optimiser (Adam with `config`'s learning-rate schedule) and loss (angle MSE +
     config.throttle_weight * throttle MSE); `dataset` yields (image batch, {"angle",
-    "throttle"}) with the *global* batch size, repeated. `dev_data` (finite, same
+    "throttle"}) with the *global* batch size, repeated, and tf.data shards it across the
+    workers; or it is a function (tf.distribute.InputContext) -> this worker's per-replica
+    batches, for input that each worker makes only its share of (training.pipeline's
+    `worker_augmented_dataset`). `dev_data` (finite, same
     structure) is evaluated by every worker in full after each epoch. No early stopping:
     the epochs are `config.epochs`. Returns {"loss": [...], "val_loss": [...]} per epoch.
     """
@@ -135,7 +138,10 @@ def fit_multiworker(model, dataset, steps_per_epoch: int, config, strategy, dev_
         losses = per_example_loss(images, labels, False)
         return tf.reduce_sum(losses), tf.cast(tf.shape(losses)[0], tf.float32)
 
-    batches = iter(strategy.experimental_distribute_dataset(dataset))
+    if callable(dataset):
+        batches = iter(strategy.distribute_datasets_from_function(dataset))
+    else:
+        batches = iter(strategy.experimental_distribute_dataset(dataset))
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
     for epoch in range(config.epochs):
         losses = [float(train_step(batches)) for _ in range(steps_per_epoch)]

@@ -79,8 +79,14 @@ def draw_plan(count: int, batch_size: int, seed: int) -> Iterator[tuple[np.ndarr
 BATCHES_PER_ELEMENT = 4  # batches the generator hands to tf.data at once (see augmented_dataset)
 
 
-def augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int):
+def augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, pipeline: tuple[int, int] = (0, 1)):
     """Endless augmented batches of (normalised images, {angle, throttle}) for `fit`.
+
+    `pipeline` (index, count): in a run of `count` workers, this one's share of each global
+    batch of `batch_size`, the rows [index * share, (index + 1) * share) with share
+    `batch_size // count`, so no worker augments frames that another trains on. The
+    shares together are the single-worker batch (exactly so when the share is a multiple
+    of the augmentation group).
 
     The generator yields BATCHES_PER_ELEMENT batches at a time and tf.data re-splits them:
     each element from Python costs tf.data a fixed amount of CPU in the training process,
@@ -88,17 +94,37 @@ def augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int
     """
     import tensorflow as tf
 
+    index, count = pipeline
+    if batch_size % count or not 0 <= index < count:
+        raise ValueError(f"a batch of {batch_size} cannot be shared by {count} workers as share {index}")
+    share = batch_size // count
+    rows = slice(index * share, (index + 1) * share)
+
+    def mine(entry: np.ndarray) -> np.ndarray:  # this worker's rows of each of the element's batches
+        return entry.reshape(BATCHES_PER_ELEMENT, batch_size)[:, rows].ravel()
+
+    def plan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for draws, picks in draw_plan(source.count, batch_size * BATCHES_PER_ELEMENT, seed):
+            yield mine(draws), mine(picks)
+
     signature = (
         tf.TensorSpec((None, *spec.input_shape), tf.uint8),
         tf.TensorSpec((None,), tf.float32),
         tf.TensorSpec((None,), tf.float32),
     )
-    batches = tf.data.Dataset.from_generator(
-        lambda: source.batches(draw_plan(source.count, batch_size * BATCHES_PER_ELEMENT, seed)),
-        output_signature=signature,
-    ).rebatch(batch_size)
+    batches = tf.data.Dataset.from_generator(lambda: source.batches(plan()), output_signature=signature).rebatch(share)
     labelled = batches.map(lambda images, angle, throttle: (images, {"angle": angle[:, None], "throttle": throttle[:, None]}))
     return labelled.map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
+
+
+def worker_augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, context):
+    """This worker's augmented batches, for `strategy.distribute_datasets_from_function`.
+
+    `context` is the tf.distribute.InputContext: which input pipeline this is, of how many,
+    and the per-replica batch size for this worker's local replicas.
+    """
+    share = augmented_dataset(source, spec, batch_size, seed, (context.input_pipeline_id, context.num_input_pipelines))
+    return share.rebatch(context.get_per_replica_batch_size(batch_size))
 
 
 def evaluation_dataset(prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int = 256):

@@ -16,6 +16,7 @@ import os
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +30,14 @@ from training.fit import FitConfig, fit
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
 from training.models import ModelOptions, build_model, default_frame_spec, set_output_bias
 from training.augment_workers import AugmentedBatches
-from training.pipeline import augmented_dataset, evaluation_dataset, prepare_all, steps_per_epoch, training_dataset
+from training.pipeline import (
+    augmented_dataset,
+    evaluation_dataset,
+    prepare_all,
+    steps_per_epoch,
+    training_dataset,
+    worker_augmented_dataset,
+)
 from training.report import OUTPUTS, baseline_errors, diagnose, errors, markdown, noise_floor, plot_learning_curves, plot_predictions
 from training.split import Split, SplitConfig, split_frames
 
@@ -149,7 +157,10 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
             batches = cleanup.enter_context(AugmentedBatches(
                 train_set.images, train_set.angles, train_set.throttles, augmenter, spec, options.augment_workers
             ))
-            train_data = augmented_dataset(batches, spec, options.fit.batch_size, options.fit.seed)
+            if options.distribute == "multiworker":  # each worker augments only its share of a global batch
+                train_data = partial(worker_augmented_dataset, batches, spec, options.fit.batch_size, options.fit.seed)
+            else:
+                train_data = augmented_dataset(batches, spec, options.fit.batch_size, options.fit.seed)
         else:
             train_data = training_dataset(
                 prepared["train"], train_set.angles, train_set.throttles, spec, options.fit.batch_size, options.fit.seed
