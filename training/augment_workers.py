@@ -63,7 +63,9 @@ def _start_worker(frames_file: str, angles: np.ndarray, throttles: np.ndarray, a
     _worker_batcher = _Batcher(np.load(frames_file, mmap_mode="r"), angles, throttles, augmenter, spec)
 
 
-def _augment_in_worker(draws: np.ndarray, picks: np.ndarray, ring_file: str, slot: int) -> tuple[np.ndarray, np.ndarray]:
+def _augment_in_worker(
+    draws: np.ndarray, picks: np.ndarray, ring_file: str, slot: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Make one batch, write its frames into `slot` of the ring; return only its labels."""
     global _worker_ring
     frames, angles, throttles = _worker_batcher(draws, picks)

@@ -17,12 +17,15 @@ seed while every epoch still sees fresh augmentations.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from car.frames import FrameSpec, prepare_frame
 from training.augment_workers import AugmentedBatches
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
@@ -79,7 +82,9 @@ def draw_plan(count: int, batch_size: int, seed: int) -> Iterator[tuple[np.ndarr
 BATCHES_PER_ELEMENT = 4  # batches the generator hands to tf.data at once (see augmented_dataset)
 
 
-def augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, pipeline: tuple[int, int] = (0, 1)):
+def augmented_dataset(
+    source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, pipeline: tuple[int, int] = (0, 1)
+):
     """Endless augmented batches of (normalised images, {angle, throttle}) for `fit`.
 
     `pipeline` (index, count): in a run of `count` workers, this one's share of each global
@@ -117,7 +122,9 @@ def augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int
     return labelled.map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
 
-def worker_augmented_dataset(source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, context):
+def worker_augmented_dataset(
+    source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, context: tf.distribute.InputContext
+):
     """This worker's augmented batches, for `strategy.distribute_datasets_from_function`.
 
     `context` is the tf.distribute.InputContext: which input pipeline this is, of how many,
