@@ -20,6 +20,7 @@ import albumentations as A
 import cv2
 import numpy as np
 from albucore import clip
+from albumentations.core.transforms_interface import BasicTransform
 
 
 class RandomShadow(A.RandomShadow):
@@ -53,7 +54,7 @@ class GaussNoise(A.GaussNoise):
 
 
 class PadIfNeeded(A.PadIfNeeded):
-    """albumentations pads a stack with np.pad; OpenCV's copyMakeBorder on each frame is faster."""
+    """PadIfNeeded pads a stack with np.pad; albumentations' default frame-by-frame loop
+    (OpenCV's copyMakeBorder on each frame) is faster."""
 
-    def apply_to_images(self, images: np.ndarray, *args: Any, **params: Any) -> np.ndarray:
-        return np.stack([self.apply(image, **params) for image in images])
+    apply_to_images = BasicTransform.apply_to_images
