@@ -48,7 +48,7 @@ def build_loop(model: Path, tub_dir: Path, rate_hz: float, track: int):
     from car.loop import Loop
     from car.parts import RECORD_FIELDS, SIM_RECORD_FIELDS, Mixer, PilotPart, Recorder, ThrottleLimiter
     from car.pilot import Pilot
-    from car.sim.parts import SimActuator, SimCamera, make_simulation
+    from sim.parts import SimActuator, SimCamera, make_simulation
 
     pilot = Pilot.load(model)
     spec = pilot.card.input

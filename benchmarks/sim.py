@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import cv2
     import numpy as np
 
-    from car.sim import ExpertDriver, Simulation, Track, expert_pilot, score
+    from sim import ExpertDriver, Simulation, Track
+    from evaluation.scoring import expert_pilot, score
 
     cv2.setNumThreads(1)
     started = time.perf_counter()

@@ -83,7 +83,7 @@ def build_car(config: CarConfig, model_dir: str | Path | None = None, sim_seed: 
     loop = Loop(rate_hz=config.loop.rate_hz, max_consecutive_faults=config.loop.max_consecutive_faults)
     sim = None
     if sim_seed is not None:
-        from car.sim.parts import SimActuator, SimCamera, make_simulation
+        from sim.parts import SimActuator, SimCamera, make_simulation
 
         sim = make_simulation(sim_seed, config.loop.rate_hz, config.camera.width, config.camera.height)
         camera = SimCamera(sim)

@@ -22,7 +22,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import augment  # noqa: E402
-from training.acceptance import real_acceptance, sim_acceptance  # noqa: E402
+from experiments.acceptance import real_acceptance, sim_acceptance  # noqa: E402
 from training.fit import FitConfig  # noqa: E402
 from training.train import TrainOptions  # noqa: E402
 

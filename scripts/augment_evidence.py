@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from augment.evidence import EvidencePlan, run_evidence  # noqa: E402
+from experiments.augment_evidence import EvidencePlan, run_evidence  # noqa: E402
 
 
 def main() -> None:

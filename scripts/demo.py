@@ -23,7 +23,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import augment  # noqa: E402
-from training.acceptance import drive_sim, record_sim  # noqa: E402
+from experiments.acceptance import drive_sim, record_sim  # noqa: E402
 from training.fit import FitConfig  # noqa: E402
 from training.train import TrainOptions, train  # noqa: E402
 

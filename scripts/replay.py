@@ -31,8 +31,8 @@ from tqdm import tqdm  # noqa: E402
 from car.bundle import BundleError  # noqa: E402
 from car.config import ConfigError, load_config  # noqa: E402
 from car.pilot import Pilot  # noqa: E402
-from car.sim.replay import ClosedLoopConfig, camera_for_tub, closed_loop, open_loop, road_half_width_m  # noqa: E402
-from car.sim.vehicle import VehicleModel  # noqa: E402
+from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, open_loop, road_half_width_m  # noqa: E402
+from sim.vehicle import VehicleModel  # noqa: E402
 from car.tub import Tub, TubError  # noqa: E402
 from training.cli import index_range  # noqa: E402
 
@@ -79,7 +79,7 @@ def record_range(args: argparse.Namespace):
 
 
 def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -> dict:
-    from training import error_analysis as ea
+    from evaluation import error_analysis as ea
 
     video = None if args.no_video else ea.ReplayVideo(out / "replay.mp4", fps=20.0, scale=2)
 
@@ -108,7 +108,7 @@ def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -
 
 
 def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path, car_config) -> dict:
-    from training import error_analysis as ea
+    from evaluation import error_analysis as ea
 
     flags = {field: getattr(args, flag) for flag, field in CAMERA_FLAGS.items()}
     camera = camera_for_tub(tub, car_config.camera.model_dump() if car_config else None, flags)

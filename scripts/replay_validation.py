@@ -33,8 +33,9 @@ import numpy as np  # noqa: E402
 
 from car.bundle import load_card, save_card  # noqa: E402
 from car.pilot import Pilot  # noqa: E402
-from car.sim import Simulation, Track, camera_pilot, record_tub, score  # noqa: E402
-from car.sim.replay import (  # noqa: E402
+from sim import Simulation, Track, record_tub  # noqa: E402
+from evaluation.scoring import camera_pilot, score  # noqa: E402
+from evaluation.replay import (  # noqa: E402
     ClosedLoopConfig,
     YellowLinePilot,
     camera_for_tub,
@@ -114,8 +115,8 @@ def warp_fidelity(track: Track, tub: Path, bundle: Path, every: int = 40) -> lis
     The simulator can render the truth at any pose, so this measures directly how far
     from the recorded path the flat-ground warp still shows the model what it would see.
     """
-    from car.sim import Renderer, VehicleState
-    from car.sim.warp import warp_frame
+    from sim import Renderer, VehicleState
+    from evaluation.warp import warp_frame
 
     recorded = Tub(tub)
     camera = camera_for_tub(recorded)

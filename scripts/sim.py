@@ -21,16 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from car.sim import (  # noqa: E402
-    ImageEffects,
-    Observation,
-    Simulation,
-    Track,
-    camera_pilot,
-    expert_pilot,
-    record_tub,
-    score,
-)
+from sim import ImageEffects, Observation, Simulation, Track, record_tub  # noqa: E402
+from evaluation.scoring import camera_pilot, expert_pilot, score  # noqa: E402
 
 
 def track_argument(value: str) -> Track:
@@ -73,7 +65,7 @@ def drive(args: argparse.Namespace) -> None:
         pilot = camera_pilot(Pilot.load(args.model).run)
     video = None
     if args.video:
-        from car.sim.video import DriveVideo
+        from evaluation.video import DriveVideo
 
         video = DriveVideo(args.video, sim)
     bar = tqdm(total=args.laps, desc=f"drive {sim.track.name}", file=sys.stderr,
@@ -97,7 +89,7 @@ def drive(args: argparse.Namespace) -> None:
 
 
 def show(args: argparse.Namespace) -> None:
-    from car.sim.video import save_track_picture
+    from sim.pictures import save_track_picture
 
     track = args.track
     out = save_track_picture(track, args.out)
@@ -107,7 +99,7 @@ def show(args: argparse.Namespace) -> None:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from car.sim.video import save_camera_comparison
+    from sim.pictures import save_camera_comparison
     from car.tub import Tub
 
     tub = Tub(args.tub)

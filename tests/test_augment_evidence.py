@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augment.evidence import STRAIGHT_CURVATURE, Condition, EvidencePlan, default_variants
+from experiments.augment_evidence import STRAIGHT_CURVATURE, Condition, EvidencePlan, default_variants
 
 
 def test_a_new_look_keeps_the_shape_and_changes_the_picture():
@@ -18,7 +18,7 @@ def test_a_new_look_keeps_the_shape_and_changes_the_picture():
 
 
 def test_straight_road_frames_come_from_straights_only():
-    from augment.evidence import straight_road_frames
+    from experiments.augment_evidence import straight_road_frames
 
     condition = Condition("seed 2", "new track", 2)
     frames = straight_road_frames(condition)

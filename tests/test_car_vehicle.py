@@ -254,7 +254,7 @@ def test_nan_model_gives_neutral_commands(tmp_path, bundles):
 def test_pilot_raising_forces_neutral_then_stops_the_car(bundles):
     """A camera that delivers the wrong frame size makes the pilot raise on every tick."""
     from car.pilot import Pilot
-    from car.sim.parts import SimActuator, SimCamera, make_simulation
+    from sim.parts import SimActuator, SimCamera, make_simulation
 
     sim = make_simulation(2, rate_hz=50, width=128, height=96)
     loop = Loop(rate_hz=50, max_consecutive_faults=5)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from car.tub import Tub
-from training import error_analysis as ea
+from evaluation import error_analysis as ea
 
 
 def test_situation_uses_steering_and_off_centre_cte() -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from car.channels import SIM_X, SIM_Y, SIM_YAW
-from car.sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
-from car.sim.replay import (
+from sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
+from evaluation.replay import (
     ClosedLoopConfig,
     YellowLinePilot,
     closed_loop,
@@ -26,9 +26,9 @@ from car.sim.replay import (
     recorded_path,
     usable_records,
 )
-from car.sim.simulation import OFF_TRACK_MARGIN_M
-from car.sim.vehicle import VehicleModel
-from car.sim.warp import warp_frame
+from sim.simulation import OFF_TRACK_MARGIN_M
+from sim.vehicle import VehicleModel
+from evaluation.warp import warp_frame
 from car.tub import Tub
 
 def yellowness(image: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from car.frames import to_model_input
-from car.sim import Simulation, Track, record_tub
+from sim import Simulation, Track, record_tub
 from car.tub import Tub
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from car.pilot import Pilot
-from car.sim import Simulation, Track, record_tub
+from sim import Simulation, Track, record_tub
 from training.registry import read_registry
 from training.search import INFEASIBLE, SearchConfig, SearchSpace, score
 

@@ -8,20 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from car.sim import (
-    CameraModel,
-    ExpertDriver,
-    ImageEffects,
-    Simulation,
-    Track,
-    VehicleModel,
-    VehicleState,
-    autonomy,
-    camera_pilot,
-    expert_pilot,
-    score,
-)
-from car.sim.track import CLEARANCE_M, MIN_RADIUS_M
+from sim import CameraModel, ExpertDriver, ImageEffects, Simulation, Track, VehicleModel, VehicleState
+from evaluation.scoring import autonomy, camera_pilot, expert_pilot, score
+from sim.track import CLEARANCE_M, MIN_RADIUS_M
 
 
 def circle_track(radius: float = 3.0, width: float = 1.2, points: int = 400) -> Track:

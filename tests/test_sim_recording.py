@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from car import channels
-from car.sim import ExpertDriver, Simulation, Track, VehicleState, expert_pilot, record_tub, score
-from car.sim.video import DriveVideo
+from sim import ExpertDriver, Simulation, Track, VehicleState, record_tub
+from evaluation.scoring import expert_pilot, score
+from evaluation.video import DriveVideo
 from car.tub import Tub
 
 

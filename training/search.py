@@ -103,7 +103,7 @@ def trial_options(base, values: dict[str, Any]):
 def replay_autonomy(bundle: Path, tub: Path) -> dict[str, Any]:
     """Closed-loop replay of a recorded tub with the trial's exported pilot."""
     from car.pilot import Pilot
-    from car.sim.replay import ClosedLoopConfig, camera_for_tub, closed_loop, road_half_width_m
+    from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, road_half_width_m
     from car.tub import Tub
 
     recorded = Tub(tub)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from car.sim.track import SPACING_M, Track
-from car.sim.vehicle import VehicleModel, VehicleState
+from sim.track import SPACING_M, Track
+from sim.vehicle import VehicleModel, VehicleState
 
 
 @dataclass(frozen=True)

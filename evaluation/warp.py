@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from car.sim.camera import CameraModel, view_change_homography
+from sim.camera import CameraModel, view_change_homography
 
 FILL_MODES = {"replicate": cv2.BORDER_REPLICATE, "black": cv2.BORDER_CONSTANT}
 

@@ -16,8 +16,8 @@ from typing import Any
 from tqdm import tqdm
 
 from car import channels
-from car.sim.expert import ExpertDriver
-from car.sim.simulation import Simulation
+from sim.expert import ExpertDriver
+from sim.simulation import Simulation
 
 TUB_FIELDS = {
     channels.CAMERA_IMAGE: "image_array",
@@ -46,7 +46,7 @@ def record_tub(sim: Simulation, out: str | Path, laps: int = 2, *, noise: float 
     if max_seconds is None:
         max_seconds = 60.0 + laps * sim.track.length / 0.5
     metadata = {
-        "source": "car.sim expert",
+        "source": "sim expert",
         "track": sim.track.name,
         "track_seed": sim.track.seed,
         "track_length_m": round(sim.track.length, 3),

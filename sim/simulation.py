@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from car.sim.camera import CameraModel
-from car.sim.render import ImageEffects, Renderer
-from car.sim.track import Track
-from car.sim.vehicle import VehicleModel, VehicleState
+from sim.camera import CameraModel
+from sim.render import ImageEffects, Renderer
+from sim.track import Track
+from sim.vehicle import VehicleModel, VehicleState
 
 DEFAULT_DT = 1.0 / 20.0
 

@@ -7,7 +7,7 @@ because its errors compound once its own steering decides what it sees next.
 Closed loop answers that on recorded laps, as NVIDIA scored PilotNet: a simulated car
 starts on the recorded path; at every step the pilot's command moves it with the
 simulator's vehicle model; its offset from the recorded path is applied to the nearest
-recorded frame by a flat-ground warp (`car.sim.warp`), and that is the next frame the
+recorded frame by a flat-ground warp (`evaluation.warp`), and that is the next frame the
 pilot sees. When the car strays more than a threshold from the path (simulator tubs:
 when it would leave the road, the simulator's own rule, from the recorded CTE) or turns
 too far from it, an intervention is counted and the car is put back on the path. Score:
@@ -43,11 +43,11 @@ from car.channels import (
     USER_ANGLE,
     USER_THROTTLE,
 )
-from car.sim.camera import CameraModel
-from car.sim.scoring import autonomy
-from car.sim.simulation import OFF_TRACK_MARGIN_M
-from car.sim.vehicle import VehicleModel, VehicleState
-from car.sim.warp import warp_frame
+from sim.camera import CameraModel
+from evaluation.scoring import autonomy
+from sim.simulation import OFF_TRACK_MARGIN_M
+from sim.vehicle import VehicleModel, VehicleState
+from evaluation.warp import warp_frame
 from car.tub import Tub, TubProblem, TubRecordError
 
 DEFAULT_RATE_HZ = 20.0  # the drive loop's rate; used when a tub's timestamps are not credible

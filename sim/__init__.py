@@ -1,8 +1,9 @@
-"""The built-in simulator: tracks, car physics, camera, expert driver, closed-loop scoring.
+"""The built-in simulator: tracks, car physics, camera, expert driver.
 
 Pure NumPy/OpenCV, thousands of frames per second on one core, deterministic for a seed.
 
-    from car.sim import Track, Simulation, expert_pilot, camera_pilot, score
+    from sim import Track, Simulation
+    from evaluation.scoring import expert_pilot, camera_pilot, score
 
     track = Track.from_seed(7)                    # or Track.load("my_track.json")
     sim = Simulation(track)                       # 20 Hz, 160x120 RGB camera
@@ -28,15 +29,14 @@ The pieces, for those who need only one:
     record_tub                         expert laps -> a tub (car/tub.py) with the sim pose
 """
 
-from car.sim.camera import CameraModel, intrinsics, view_change_homography
-from car.sim.expert import ExpertCommand, ExpertDriver
-from car.sim.recording import record_tub
-from car.sim.render import ImageEffects, Renderer
-from car.sim.scoring import Pilot, autonomy, camera_pilot, expert_pilot, score
-from car.sim.simulation import DEFAULT_DT, Observation, Simulation
-from car.sim.style import TrackStyle
-from car.sim.track import Track, TrackPoint
-from car.sim.vehicle import VehicleModel, VehicleState
+from sim.camera import CameraModel, intrinsics, view_change_homography
+from sim.expert import ExpertCommand, ExpertDriver
+from sim.recording import record_tub
+from sim.render import ImageEffects, Renderer
+from sim.simulation import DEFAULT_DT, Observation, Simulation
+from sim.style import TrackStyle
+from sim.track import Track, TrackPoint
+from sim.vehicle import VehicleModel, VehicleState
 
 __all__ = [
     "DEFAULT_DT",
@@ -45,7 +45,6 @@ __all__ = [
     "ExpertDriver",
     "ImageEffects",
     "Observation",
-    "Pilot",
     "Renderer",
     "Simulation",
     "Track",
@@ -53,11 +52,7 @@ __all__ = [
     "TrackStyle",
     "VehicleModel",
     "VehicleState",
-    "autonomy",
-    "camera_pilot",
-    "expert_pilot",
     "intrinsics",
     "record_tub",
-    "score",
     "view_change_homography",
 ]

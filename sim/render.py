@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from car.sim.camera import CameraModel
-from car.sim.scene import TopDown, render_backdrop, render_topdown
-from car.sim.track import Track
-from car.sim.vehicle import VehicleState
+from sim.camera import CameraModel
+from sim.scene import TopDown, render_backdrop, render_topdown
+from sim.track import Track
+from sim.vehicle import VehicleState
 
 WALL_DISTANCE_M = 6.0  # where the room's walls stand: the floor ends there in the image
 _DETAIL_TEXELS = 2.0  # switch to the half-size texture when a pixel spans more texels

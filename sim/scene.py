@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from car.sim.style import TrackStyle
-from car.sim.track import Track
+from sim.style import TrackStyle
+from sim.track import Track
 
 FLOOR_MARGIN_M = 3.0  # floor drawn around the road; beyond it the floor is plain
 _SUBPIXEL = 4  # cv2 drawing shift: coordinates in 1/16 pixel

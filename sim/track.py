@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from car.sim.style import TrackStyle
+from sim.style import TrackStyle
 
 SPACING_M = 0.05  # centre-line sample spacing
 MIN_RADIUS_M = 1.5  # tightest generated curve (the default car turns in 0.56 m)

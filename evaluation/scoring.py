@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from car.sim.expert import ExpertDriver
-from car.sim.simulation import Observation, Simulation
+from sim.expert import ExpertDriver
+from sim.simulation import Observation, Simulation
 
 Pilot = Callable[[Observation], tuple[float, float]]
 INTERVENTION_COST_S = 6.0

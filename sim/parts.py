@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from car.sim.camera import CameraModel
-from car.sim.simulation import Simulation
-from car.sim.track import Track
+from sim.camera import CameraModel
+from sim.simulation import Simulation
+from sim.track import Track
 
 
 def make_simulation(seed: int, rate_hz: float = 20.0, width: int = 160, height: int = 120) -> Simulation:

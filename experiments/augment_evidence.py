@@ -43,7 +43,7 @@ class Condition:
     exposure: float = 0.0
 
     def track(self) -> Any:
-        from car.sim import Track, TrackStyle
+        from sim import Track, TrackStyle
 
         track = Track.from_seed(self.seed)
         if self.style_seed is None:
@@ -52,7 +52,7 @@ class Condition:
         return replace(track, style=style, name=f"seed {self.seed} look {self.style_seed}")
 
     def simulation(self, seed: int = 0) -> Any:
-        from car.sim import ImageEffects, Simulation
+        from sim import ImageEffects, Simulation
 
         effects = ImageEffects(noise=self.noise, blur=self.blur, exposure=self.exposure)
         return Simulation(self.track(), effects=effects, seed=seed)
@@ -92,7 +92,7 @@ def default_variants() -> dict[str, AugmentConfig]:
 
 def straight_road_frames(condition: Condition, laps: int = 1) -> list[np.ndarray]:
     """Camera frames on straight road while the expert drives without noise (centred, aligned)."""
-    from car.sim import expert_pilot
+    from evaluation.scoring import expert_pilot
 
     sim = condition.simulation()
     expert = expert_pilot(sim)
@@ -107,13 +107,13 @@ def straight_road_frames(condition: Condition, laps: int = 1) -> list[np.ndarray
 
 
 def drive(bundle: Path, condition: Condition, laps: int, throttle: float) -> dict[str, Any]:
-    """Closed-loop score of a model bundle on one condition (car.sim.score).
+    """Closed-loop score of a model bundle on one condition (sim.score).
 
     Every model drives at the same constant throttle (the expert's mean), so the
     comparison is about steering alone.
     """
     from car.pilot import Pilot
-    from car.sim import camera_pilot, score
+    from evaluation.scoring import camera_pilot, score
 
     pilot = Pilot.load(bundle)
     return score(camera_pilot(pilot.run), condition.simulation(), laps=laps, throttle=throttle)
@@ -129,7 +129,7 @@ def steering_bias(bundle: Path, frames: list[np.ndarray]) -> float:
 
 def run_evidence(plan: EvidencePlan, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Record, train every variant, score everywhere; writes evidence.json/.md/.png into `out`."""
-    from car.sim import Simulation, Track, record_tub
+    from sim import Simulation, Track, record_tub
     from training.fit import FitConfig
     from training.train import TrainOptions, train
 

@@ -1,0 +1,87 @@
+"""Pictures of the simulator for people: track maps, camera views, real vs simulated.
+
+`track_map` draws a track from above (road, markings, start line and direction);
+`save_track_picture` adds camera views along it; `save_camera_comparison` puts real
+camera frames above simulated ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sim.scene import render_topdown
+from sim.simulation import Simulation
+from sim.track import Track
+
+RED = (220, 40, 40)
+GREEN = (40, 200, 60)
+
+
+def track_map(track: Track, size: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """The track's floor texture scaled to fit `size` pixels, with the start line and an
+    arrow in the driving direction. Returns (RGB uint8 image, 3x3 world -> map pixel)."""
+    topdown = render_topdown(track, px_per_m=40.0)
+    min_x, min_y, max_x, max_y = track.bounds(margin_m=0.5)  # crop to the road and a little floor
+    (left, top), (right, bottom) = to_pixels(topdown.world_to_pixel, np.array([[min_x, max_y], [max_x, min_y]]))
+    crop = np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]])
+    scale = size / max(right - left, bottom - top)
+    image = cv2.resize(topdown.image[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    world_to_map = np.diag([scale, scale, 1.0]) @ crop @ topdown.world_to_pixel
+    x, y, heading = track.pose_at(0.0)
+    start = to_pixels(world_to_map, np.array([[x, y]]))[0]
+    normal = np.array([-np.sin(heading), np.cos(heading)]) * track.width_m / 2
+    ends = to_pixels(world_to_map, np.array([[x, y] + normal, [x, y] - normal]))
+    cv2.line(image, tuple(ends[0]), tuple(ends[1]), GREEN, max(2, size // 200), cv2.LINE_AA)
+    tip = to_pixels(world_to_map, np.array([[x + np.cos(heading), y + np.sin(heading)]]))[0]
+    cv2.arrowedLine(image, tuple(start), tuple(tip), GREEN, max(2, size // 200), cv2.LINE_AA, tipLength=0.3)
+    return image, world_to_map
+
+
+def save_track_picture(track: Track, out: str | Path, views: int = 4) -> Path:
+    """PNG of the map above `views` camera frames taken along the centre line."""
+    sim = Simulation(track)
+    frames = []
+    for k in range(views):
+        sim.reset(k * track.length / views)
+        frames.append(cv2.resize(sim.render(), None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
+    strip = np.hstack(frames)
+    picture, _ = track_map(track, size=strip.shape[1])
+    label = f"{track.name}: {track.length:.1f} m, width {track.width_m:.2f} m, tightest radius {track.min_radius_m:.2f} m"
+    cv2.putText(picture, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(np.vstack([picture, strip]), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{out}: could not write the picture")
+    return out
+
+
+def save_camera_comparison(real_frames: list[np.ndarray], track: Track, out: str | Path) -> Path:
+    """PNG with real camera frames (top row) above simulated ones taken along `track`
+    (bottom row), both 3x enlarged, with the simulated camera's horizon row marked on both,
+    to hold the simulator's camera model up against a real car's."""
+    sim = Simulation(track)
+    count = len(real_frames)
+    simulated = []
+    for k in range(count):
+        sim.reset(k * track.length / count, render=False)
+        simulated.append(sim.render().copy())
+    rows = []
+    for frames in (real_frames, simulated):
+        row = cv2.resize(np.hstack(frames), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+        horizon = int(round((sim.camera.horizon_row + 0.5) * 3))
+        cv2.line(row, (0, horizon), (row.shape[1], horizon), RED, 1)
+        rows.append(row)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{out}: could not write the picture")
+    return out
+
+
+def to_pixels(world_to_map: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """World points (N, 2) -> integer map pixels (N, 2)."""
+    mapped = points @ world_to_map[:2, :2].T + world_to_map[:2, 2]
+    return np.round(mapped).astype(np.int32)
