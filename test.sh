@@ -7,5 +7,4 @@ scripts/bootstrap.sh train,dev
 scripts/install_browser.sh
 # Donkeycar's own reader for the compatibility test; if PyPI is out of reach it is skipped, saying why.
 DONKEYCAR_PYTHON="$(scripts/install_donkeycar.sh)" && export DONKEYCAR_PYTHON || echo "test.sh: no Donkeycar venv" >&2
-export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -1,76 +1,8 @@
 #!/usr/bin/env python3
-"""Measure the README's acceptance figures.
-
-    scripts/acceptance.py sim --out runs/acceptance          # record, train 3 models, drive, bench
-    scripts/acceptance.py real --tub ../shared/data/tub --out runs/real
-
-`sim`: expert laps on --train-seeds -> train fast, linear, pilotnet (timed) -> int8 bundles
--> `scripts/sim.py drive --json` on --test-seeds (never seen in training) -> latency ratio
-from `scripts/bench.py infer --json`. `real`: train on records 0-799 of a real tub, score
-steering MSE on records 800-999 against predicting the mean (goal: at most half).
-"""
-
-import argparse
-import json
-import os
+"""`tubcar acceptance` as a script, for those who type the old path: see `tubcar acceptance --help`."""
+import runpy
 import sys
-from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import augment  # noqa: E402
-from experiments.acceptance import real_acceptance, sim_acceptance  # noqa: E402
-from training.fit import FitConfig  # noqa: E402
-from training.train import TrainOptions  # noqa: E402
-
-
-def options(args: argparse.Namespace) -> TrainOptions:
-    fit = FitConfig(epochs=args.epochs, patience=args.patience, seed=args.seed, verbose=2)
-    return TrainOptions(architecture=args.model[0], fit=fit, augment=augment.config_from_args(args))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="what", required=True)
-    sim = sub.add_parser("sim", help="sim: train on a few seeds, drive unseen seeds, bench latency")
-    sim.add_argument("--train-seeds", type=int, nargs="+", default=[1, 2, 3])
-    sim.add_argument("--train-laps", type=int, default=3, help="laps recorded per training seed")
-    sim.add_argument("--test-seeds", type=int, nargs="+", default=[101, 102, 103])
-    sim.add_argument("--drive-laps", type=int, default=5)
-    sim.add_argument("--noise", type=float, default=0.3, help="expert steering noise while recording")
-    real = sub.add_parser("real", help="real tub: train on 0-799, test on 800-999")
-    real.add_argument("--tub", type=Path, required=True)
-    for sub_parser, default_models, epochs in ((sim, ["fast", "linear", "pilotnet"], 12), (real, ["fast"], 80)):
-        sub_parser.add_argument("--out", type=Path, required=True)
-        sub_parser.add_argument("--model", nargs="+", default=default_models, choices=["fast", "linear", "pilotnet"])
-        sub_parser.add_argument("--epochs", type=int, default=epochs)
-        sub_parser.add_argument("--patience", type=int, default=epochs)
-        sub_parser.add_argument("--seed", type=int, default=0)
-        augment.add_arguments(sub_parser)
-        # Mirror images only: the measured recipe (the full default preset slows training
-        # 2-3x and, on the real tub, keeps the training error at the mean baseline).
-        sub_parser.set_defaults(augment="none", aug_flip=0.5)
-    args = parser.parse_args()
-    if args.what == "sim":
-        result = sim_acceptance(args.out, args.model, options(args), args.train_seeds, args.train_laps,
-                                args.test_seeds, args.drive_laps, args.noise)
-        for name, model in result["models"].items():
-            worst = min(d["autonomy"] for d in model["drives"].values())
-            crashes = sum(d["interventions"] for d in model["drives"].values())
-            print(f"{name:>9}: trained in {model['train_seconds']:.0f} s; on seeds {args.test_seeds}: "
-                  f"min autonomy {worst:.3f}, interventions {crashes} -> {'PASS' if model['passed'] else 'FAIL'}")
-        if "latency" in result:
-            print(f"latency: {json.dumps(result['latency'])}")
-    else:
-        result = real_acceptance(args.tub, args.out, replace(options(args), architecture=args.model[0]))
-        print(f"real tub: test steering MSE {result['test_steering_mse']:.4f} vs mean baseline "
-              f"{result['mean_baseline_mse']:.4f} -> ratio {result['ratio']:.3f} (goal <= 0.5): "
-              f"{'PASS' if result['passed'] else 'FAIL'}")
-    print(json.dumps(result, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+sys.path.pop(0)  # this folder: its acceptance.py would shadow the package of the same name
+sys.argv[1:1] = ["acceptance"]
+runpy.run_module("tubcar", run_name="__main__")

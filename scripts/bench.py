@@ -1,49 +1,8 @@
 #!/usr/bin/env python3
-"""Benchmarks that print the figures the README reports: `bench.py SUBJECT [--json]`.
-
-Each subject lives in `benchmarks/<subject>.py` with `add_arguments(parser)` and
-`run(args) -> dict`; it is imported only when asked for, so `bench.py tub` never
-pays for TensorFlow.
-"""
-
-import argparse
-import importlib
-import json
+"""`tubcar bench` as a script, for those who type the old path: see `tubcar bench --help`."""
+import runpy
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-SUBJECTS = {
-    "tub": "records/s written and images/s read+decoded",
-    "sim": "simulator render + physics frames/s on one core",
-    "infer": "TFLite single-thread latency of linear, pilotnet and fast",
-    "loop": "drive loop at 20 Hz with sim camera, pilot and recorder",
-    "pipeline": "training input pipeline vs training throughput",
-    "stylize": "style-transfer apply frames/s",
-}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="subject", required=True, metavar="SUBJECT")
-    for name, help_text in SUBJECTS.items():
-        sub_parser = sub.add_parser(name, help=help_text)
-        sub_parser.add_argument("--json", action="store_true", help="print one JSON object")
-        try:
-            importlib.import_module(f"benchmarks.{name}").add_arguments(sub_parser)
-        except ModuleNotFoundError as err:
-            if err.name != f"benchmarks.{name}":
-                raise
-    args = parser.parse_args()
-    module = importlib.import_module(f"benchmarks.{args.subject}")
-    result = module.run(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for key, value in result.items():
-            print(f"{key:>28}: {value}")
-
-
-if __name__ == "__main__":
-    main()
+sys.path.pop(0)  # this folder: its bench.py would shadow the package of the same name
+sys.argv[1:1] = ["bench"]
+runpy.run_module("tubcar", run_name="__main__")

@@ -1,58 +1,8 @@
 #!/usr/bin/env python3
-"""The whole pipeline in a few minutes: record in the simulator -> train -> export -> drive.
-
-    scripts/demo.py --out runs/demo
-
-1. the expert drives --laps laps on each of --train-seeds tracks (with steering noise, so
-   the tubs hold recoveries) -> tubs in OUT/tubs;
-2. scripts/train.py's pipeline trains the `fast` model on them -> OUT/fast (report, plots);
-3. the model is exported int8 (pilot.tflite + model.json) if it passes parity;
-4. the bundle drives --drive-laps laps on --test-seed, a track it never saw, and the
-   simulator prints its scores.
-"""
-
-import argparse
-import json
-import os
+"""`tubcar demo` as a script, for those who type the old path: see `tubcar demo --help`."""
+import runpy
 import sys
-from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import augment  # noqa: E402
-from experiments.acceptance import drive_sim, record_sim  # noqa: E402
-from training.fit import FitConfig  # noqa: E402
-from training.train import TrainOptions, train  # noqa: E402
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--train-seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--laps", type=int, default=3, help="expert laps recorded per training seed")
-    parser.add_argument("--test-seed", type=int, default=101)
-    parser.add_argument("--drive-laps", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
-    args = parser.parse_args()
-
-    print(f"1/4 recording {args.laps} expert laps on tracks {args.train_seeds} ...")
-    tubs = record_sim(args.out / "tubs", args.train_seeds, args.laps, noise=0.3)
-    print(f"2/4 training the fast model for up to {args.epochs} epochs ...")
-    mirror_only = replace(augment.AugmentConfig.preset_named("none"), flip=0.5)  # fast, and enough in the sim
-    options = TrainOptions(fit=FitConfig(epochs=args.epochs, verbose=2), augment=mirror_only)
-    result = train(tubs, args.out / "fast", options)
-    card = result.card
-    print(f"3/4 exported {args.out / 'fast' / card.model_file} ({card.quantization}, "
-          f"{card.latency.median_ms:.3f} ms median on this machine)")
-    print(f"4/4 driving {args.drive_laps} laps on track {args.test_seed}, never seen in training ...")
-    drive = drive_sim(args.out / "fast", [args.test_seed], args.drive_laps)[str(args.test_seed)]
-    print(json.dumps(drive, indent=2))
-    print(f"\nscore: {drive['laps']} laps, autonomy {drive['autonomy']:.3f}, interventions {drive['interventions']}, "
-          f"mean cross-track error {drive['mean_cte']:.3f} m; report: {args.out / 'fast' / 'report.md'}")
-
-
-if __name__ == "__main__":
-    main()
+sys.path.pop(0)  # this folder: its demo.py would shadow the package of the same name
+sys.argv[1:1] = ["demo"]
+runpy.run_module("tubcar", run_name="__main__")

@@ -1,52 +1,8 @@
 #!/usr/bin/env python3
-"""Train a steering model on tubs and export a model bundle the car can drive.
-
-    scripts/train.py --tub data/tubs --out models/fast            # fast model, int8 if parity holds
-    scripts/train.py --tub data/a data/b --model linear --out models/linear --augment none
-    scripts/train.py --tub data/tubs --out models/fast --distribute mirrored  # every local GPU
-
-Writes pilot.tflite + model.json (the bundle), model.keras, report.md, metrics.json,
-learning_curves.png, test_predictions.png, checkpoints/ and TensorBoard logs/ into --out,
-and appends the run to the models registry (--registry; list it with scripts/models.py ls).
-With --distribute multiworker only worker 0 (the chief) exports and registers the run.
-"""
-
-import argparse
-import os
+"""`tubcar train` as a script, for those who type the old path: see `tubcar train --help`."""
+import runpy
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import augment  # noqa: E402
-from training.cli import add_arguments, options_from_args  # noqa: E402
-from training.distribute import is_chief  # noqa: E402
-from training.registry import DEFAULT_INDEX, append_run  # noqa: E402
-from training.train import train  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    augment.add_arguments(parser)
-    parser.add_argument("--registry", type=Path, default=DEFAULT_INDEX, metavar="PATH",
-                        help=f"models registry the run is appended to (default {DEFAULT_INDEX})")
-    args = parser.parse_args(argv)
-    options = options_from_args(args, augment.config_from_args(args))
-    result = train(args.tub, args.out, options)
-    if not is_chief():
-        return  # train() said where this worker's copy went; worker 0 exports and registers the run
-    card = result.card
-    print(
-        f"\nbundle: {Path(args.out) / card.model_file} + model.json ({card.architecture}, {card.quantization}); "
-        f"test steering MSE {result.metrics['errors'].get('test', result.metrics['errors']['dev'])['angle']['mse']:.4f}; "
-        f"latency {card.latency.median_ms:.3f} ms median here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
-    )
-    entry = append_run(result.out, args, index=args.registry, card=card)
-    print(f"registry: run {entry['run_id']} appended to {args.registry} (scripts/models.py ls --index {args.registry})")
-
-
-if __name__ == "__main__":
-    main()
+sys.path.pop(0)  # this folder: its train.py would shadow the package of the same name
+sys.argv[1:1] = ["train"]
+runpy.run_module("tubcar", run_name="__main__")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 from itertools import islice
@@ -15,6 +14,7 @@ import pytest
 
 from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_MODE, USER_THROTTLE
 from car.tub import Tub, TubError, TubWriter
+from tubcar import cli
 
 pytest.importorskip("tensorflow")
 
@@ -160,9 +160,8 @@ def test_stylize_cli_stops_with_the_weights_error_before_any_work(tmp_path, smal
 
 
 def run_stylize(monkeypatch, capsys, *args: str) -> str:
-    """Run scripts/stylize.py in this process (one TensorFlow import for the whole test)."""
-    monkeypatch.setattr(sys, "argv", ["stylize.py", *args])
-    runpy.run_path(str(REPO / "scripts" / "stylize.py"), run_name="__main__")
+    """Run `tubcar stylize` in this process (one TensorFlow import for the whole test)."""
+    assert cli.main(["stylize", *args]) == 0
     return capsys.readouterr().out
 
 

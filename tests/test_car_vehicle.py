@@ -320,11 +320,7 @@ def test_pilot_check_and_deploy(tmp_path, bundles):
     assert pilot_check.main([str(bundles[0])]) == 0
     assert pilot_check.main([str(bundles[1])]) == 1  # NaN outputs
     assert pilot_check.main([str(tmp_path / "missing")]) == 1
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import deploy
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    from tubcar.commands import deploy
     assert deploy.rsync_command(Path("/m/fast_1"), "pi@car.local", "tubcar", "models") == [
         "rsync", "-az", "--mkpath", "--checksum", "-e", "ssh", "/m/fast_1/", "pi@car.local:tubcar/models/fast_1/"]
     assert deploy.check_command("pi@car.local", "tubcar", "models", "fast 1", ssh="ssh -p 2222") == [

@@ -32,10 +32,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _models_script():
-    spec = importlib.util.spec_from_file_location("models_script", REPO / "scripts" / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("tubcar.commands.models")
 
 
 def test_each_run_appends_data_flags_metrics_latency_and_revision(bundle: Path, tmp_path: Path) -> None:
@@ -92,10 +89,7 @@ def test_models_ls_prints_one_row_per_run_and_show_prints_one_run(
 
 
 def _train_script():
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("tubcar.commands.train")
 
 
 def test_train_script_registers_its_run(donkey_tub: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -11,17 +11,14 @@ import numpy as np
 import pytest
 
 from car.frames import to_model_input
-from sim import Simulation, Track, record_tub
 from car.tub import Tub
+from sim import Simulation, Track, record_tub
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"tubcar.commands.{name}")
 
 
 replay_script = _load_script("replay")

@@ -18,10 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _search_script():
-    spec = importlib.util.spec_from_file_location("search_script", REPO / "scripts" / "search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("tubcar.commands.search")
 
 
 def test_infeasible_trials_rank_below_every_feasible_one() -> None:

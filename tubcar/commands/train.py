@@ -1,0 +1,42 @@
+"""Train a steering model on tubs and export a model bundle the car can drive.
+
+    tubcar train --tub data/tubs --out models/fast            # fast model, int8 if parity holds
+    tubcar train --tub data/a data/b --model linear --out models/linear --augment none
+    tubcar train --tub data/tubs --out models/fast --distribute mirrored  # every local GPU
+
+Writes pilot.tflite + model.json (the bundle), model.keras, report.md, metrics.json,
+learning_curves.png, test_predictions.png, checkpoints/ and TensorBoard logs/ into --out,
+and appends the run to the models registry (--registry; list it with tubcar models ls).
+With --distribute multiworker only worker 0 (the chief) exports and registers the run.
+"""
+
+import argparse
+from pathlib import Path
+
+
+import augment
+from training.cli import add_arguments, options_from_args
+from training.distribute import is_chief
+from training.registry import DEFAULT_INDEX, append_run
+from training.train import train
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    parser = argparse.ArgumentParser(prog="tubcar train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    augment.add_arguments(parser)
+    parser.add_argument("--registry", type=Path, default=DEFAULT_INDEX, metavar="PATH",
+                        help=f"models registry the run is appended to (default {DEFAULT_INDEX})")
+    args = parser.parse_args(argv)
+    options = options_from_args(args, augment.config_from_args(args))
+    result = train(args.tub, args.out, options)
+    if not is_chief():
+        return  # train() said where this worker's copy went; worker 0 exports and registers the run
+    card = result.card
+    print(
+        f"\nbundle: {Path(args.out) / card.model_file} + model.json ({card.architecture}, {card.quantization}); "
+        f"test steering MSE {result.metrics['errors'].get('test', result.metrics['errors']['dev'])['angle']['mse']:.4f}; "
+        f"latency {card.latency.median_ms:.3f} ms median here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
+    )
+    entry = append_run(result.out, args, index=args.registry, card=card)
+    print(f"registry: run {entry['run_id']} appended to {args.registry} (tubcar models ls --index {args.registry})")
