@@ -46,8 +46,11 @@ class AugmentConfig:
     blur_kernel: float = _knob(5.0, "largest blur kernel, pixels (odd, >= 3)")
     noise: float = _knob(0.2, "p of Gaussian sensor noise")
     noise_std: float = _knob(0.05, "largest noise std as a fraction of full scale")
-    group: int = _knob(8, "consecutive training samples that share one random draw (1: each its own); "
-                          "larger is faster, see augment/transforms.py")
+    group: int = _knob(
+        8,
+        "consecutive training samples that share one random draw (1: each its own); "
+        "larger is faster, see augment/transforms.py",
+    )
     preset: str = field(default="default", metadata={"help": "the preset this config started from"})
 
     def __post_init__(self) -> None:
@@ -57,7 +60,14 @@ class AugmentConfig:
                 raise ValueError(f"augmentation probability {name}={value} is outside [0, 1]")
         if self.blur_kernel < 3:
             raise ValueError(f"blur_kernel={self.blur_kernel} must be >= 3 pixels")
-        for name in ("shift_px", "shift_y_px", "brightness_limit", "gamma_limit", "color_strength", "noise_std"):
+        for name in (
+            "shift_px",
+            "shift_y_px",
+            "brightness_limit",
+            "gamma_limit",
+            "color_strength",
+            "noise_std",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"augmentation strength {name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.shadow_intensity <= 1.0:
@@ -89,7 +99,7 @@ class AugmentConfig:
         if name == "default":
             return cls()
         if name == "none":
-            return cls(**{p: 0.0 for p in PROBABILITY_FIELDS}, preset="none")
+            return cls(**dict.fromkeys(PROBABILITY_FIELDS, 0.0), preset="none")
         raise ValueError(f"unknown augmentation preset {name!r}; choose from {PRESETS}")
 
 
@@ -107,7 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "augmentation (training split only)",
         "pick a preset with --augment, then override single knobs; p=0 disables a transform",
     )
-    group.add_argument("--augment", choices=PRESETS, default="default", help="augmentation preset (default: default)")
+    group.add_argument(
+        "--augment", choices=PRESETS, default="default", help="augmentation preset (default: default)"
+    )
     for spec in _TUNABLE:
         kind = "P" if spec.name in PROBABILITY_FIELDS else "N" if spec.type == "int" else "X"
         group.add_argument(

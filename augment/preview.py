@@ -11,8 +11,8 @@ a mirrored arrow, or a shifted one with a corrected arrow, can be checked by eye
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -41,7 +41,11 @@ def draw_steering(image: np.ndarray, angle: float, colour: tuple[int, int, int])
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     scale = max(1, DISPLAY_WIDTH // image.shape[1])
-    canvas = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else image.copy()
+    canvas = (
+        cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        if scale > 1
+        else image.copy()
+    )
     height, width = canvas.shape[:2]
     base = (width // 2, height - 2)
     heading = math.radians(45.0 * angle)
@@ -83,8 +87,11 @@ def preview_grid(
             axis.set_title(f"a={tile_angle:+.2f} t={tile_throttle:.2f}\n{caption}", fontsize=6.5)
             axis.axis("off")
     height, width = tiles[0][0].shape[:2]
-    figure.suptitle(f"augmentation preview ({augmenter.config.preset} preset, seed {augmenter.seed}), "
-                    f"{width}x{height} frames as training sees them; arrow = steering label", fontsize=9)
+    figure.suptitle(
+        f"augmentation preview ({augmenter.config.preset} preset, seed {augmenter.seed}), "
+        f"{width}x{height} frames as training sees them; arrow = steering label",
+        fontsize=9,
+    )
     figure.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,9 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -105,28 +106,46 @@ def build_frame_stage(config: AugmentConfig) -> Any:
 
     kernel = _odd(config.blur_kernel)
     makers = [
-        (config.shadow, lambda p: grouped.RandomShadow(
-            shadow_roi=(0.0, 0.3, 1.0, 1.0),  # the road part of the frame
-            num_shadows_limit=(1, 2),
-            shadow_intensity_range=(config.shadow_intensity / 3.0, config.shadow_intensity),
-            p=p,
-        )),
-        (config.brightness, lambda p: A.RandomBrightnessContrast(
-            brightness_limit=config.brightness_limit, contrast_limit=config.brightness_limit, p=p
-        )),
-        (config.gamma, lambda p: A.RandomGamma(
-            gamma_limit=(100.0 * (1.0 - config.gamma_limit), 100.0 * (1.0 + config.gamma_limit)), p=p
-        )),
-        (config.color, lambda p: grouped.HueSaturationValue(
-            hue_shift_limit=config.color_strength * 180.0 / 6.0,  # OpenCV hue: 0..180
-            sat_shift_limit=config.color_strength * 255.0,
-            val_shift_limit=0.0,
-            p=p,
-        )),
-        (config.blur, lambda p: A.OneOf(
-            [A.GaussianBlur(blur_limit=(3, kernel)), A.MotionBlur(blur_limit=(3, kernel))], p=p
-        )),
-        (config.noise, lambda p: grouped.GaussNoise(std_range=(config.noise_std / 4.0, config.noise_std), p=p)),
+        (
+            config.shadow,
+            lambda p: grouped.RandomShadow(
+                shadow_roi=(0.0, 0.3, 1.0, 1.0),  # the road part of the frame
+                num_shadows_limit=(1, 2),
+                shadow_intensity_range=(config.shadow_intensity / 3.0, config.shadow_intensity),
+                p=p,
+            ),
+        ),
+        (
+            config.brightness,
+            lambda p: A.RandomBrightnessContrast(
+                brightness_limit=config.brightness_limit, contrast_limit=config.brightness_limit, p=p
+            ),
+        ),
+        (
+            config.gamma,
+            lambda p: A.RandomGamma(
+                gamma_limit=(100.0 * (1.0 - config.gamma_limit), 100.0 * (1.0 + config.gamma_limit)), p=p
+            ),
+        ),
+        (
+            config.color,
+            lambda p: grouped.HueSaturationValue(
+                hue_shift_limit=config.color_strength * 180.0 / 6.0,  # OpenCV hue: 0..180
+                sat_shift_limit=config.color_strength * 255.0,
+                val_shift_limit=0.0,
+                p=p,
+            ),
+        ),
+        (
+            config.blur,
+            lambda p: A.OneOf(
+                [A.GaussianBlur(blur_limit=(3, kernel)), A.MotionBlur(blur_limit=(3, kernel))], p=p
+            ),
+        ),
+        (
+            config.noise,
+            lambda p: grouped.GaussNoise(std_range=(config.noise_std / 4.0, config.noise_std), p=p),
+        ),
     ]
     chosen = [make(p) for p, make in makers if p > 0]
     return A.Compose(chosen, save_applied_params=True) if chosen else None
@@ -206,7 +225,9 @@ class Augmenter:
         if key is None and self.config.enabled:
             with self._counter_lock:
                 key = next(self._counter)
-        images, angles, applied = self._augment_group(image[None], np.array([angle], np.float64), key, prepare)
+        images, angles, applied = self._augment_group(
+            image[None], np.array([angle], np.float64), key, prepare
+        )
         return Augmented(images[0], float(angles[0]), float(throttle), applied)
 
     def augment_batch(
@@ -228,11 +249,18 @@ class Augmenter:
         out_images, out_angles = [], []
         for start in range(0, len(images), size):
             group, group_angles, _ = self._augment_group(
-                images[start : start + size], angles[start : start + size].astype(np.float64), int(keys[start]), prepare
+                images[start : start + size],
+                angles[start : start + size].astype(np.float64),
+                int(keys[start]),
+                prepare,
             )
             out_images.append(group)
             out_angles.append(group_angles)
-        return np.concatenate(out_images), np.concatenate(out_angles).astype(np.float32), throttles.astype(np.float32)
+        return (
+            np.concatenate(out_images),
+            np.concatenate(out_angles).astype(np.float32),
+            throttles.astype(np.float32),
+        )
 
     def _augment_group(
         self,
@@ -269,7 +297,9 @@ class Augmenter:
         applied.append(("HorizontalFlip", {}))
         return np.stack([hflip(image) for image in images])
 
-    def _labels(self, angles: np.ndarray, applied: list[tuple[str, dict]]) -> tuple[np.ndarray, tuple[str, ...]]:
+    def _labels(
+        self, angles: np.ndarray, applied: list[tuple[str, dict]]
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
         """Steering after what was actually applied, in order; and the names of what fired."""
         names, pad_left = [], 0
         for name, params in applied:
@@ -310,7 +340,9 @@ def _run(pipeline: Any, images: np.ndarray, applied: list[tuple[str, dict]]) -> 
 
 def _check_frames(images: np.ndarray) -> None:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"augmenter expects RGB uint8 (H, W, 3) frames, got {images.dtype} {images.shape[1:]}")
+        raise ValueError(
+            f"augmenter expects RGB uint8 (H, W, 3) frames, got {images.dtype} {images.shape[1:]}"
+        )
 
 
 def build_augmenter(config: AugmentConfig, seed: int = 0) -> Augmenter:

@@ -34,8 +34,16 @@ def untrained_bundle(architecture: str, folder: Path) -> Path:
     spec = default_frame_spec(architecture)
     model = build_model(architecture, spec.input_shape)
     frames = np.random.default_rng(0).random((32, *spec.input_shape), dtype=np.float32)
-    export_bundle(model, spec, folder / architecture, architecture=architecture, representative=frames,
-                  parity_inputs=frames, quantization="int8", log=lambda _: None)
+    export_bundle(
+        model,
+        spec,
+        folder / architecture,
+        architecture=architecture,
+        representative=frames,
+        parity_inputs=frames,
+        quantization="int8",
+        log=lambda _: None,
+    )
     return folder / architecture
 
 
@@ -44,7 +52,9 @@ def run(args: argparse.Namespace) -> dict:
     from training.latency import percentile, time_pilot
 
     with tempfile.TemporaryDirectory() as scratch:
-        bundles = {name: getattr(args, name) or untrained_bundle(name, Path(scratch)) for name in ARCHITECTURES}
+        bundles = {
+            name: getattr(args, name) or untrained_bundle(name, Path(scratch)) for name in ARCHITECTURES
+        }
         pilots = {name: Pilot.load(path, num_threads=1) for name, path in bundles.items()}
         medians: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}
         p99s: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}

@@ -35,10 +35,19 @@ def _untrained_bundle(folder: Path) -> Path:
 
     spec = default_frame_spec("fast")
     model = build_model("fast", spec.input_shape)
-    frames = np.random.default_rng(0).integers(0, 256, (32, spec.source_height, spec.source_width, 3), np.uint8)
+    frames = np.random.default_rng(0).integers(
+        0, 256, (32, spec.source_height, spec.source_width, 3), np.uint8
+    )
     inputs = np.stack([to_model_input(frame, spec) for frame in frames])
-    export_bundle(model, spec, folder, architecture="fast", representative=inputs, parity_inputs=inputs,
-                  log=lambda *_: None)
+    export_bundle(
+        model,
+        spec,
+        folder,
+        architecture="fast",
+        representative=inputs,
+        parity_inputs=inputs,
+        log=lambda *_: None,
+    )
     return folder
 
 
@@ -55,18 +64,42 @@ def build_loop(model: Path, tub_dir: Path, rate_hz: float, track: int):
     sim = make_simulation(track, rate_hz, spec.source_width, spec.source_height)
     loop = Loop(rate_hz=rate_hz)
     loop.add(SimCamera(sim), outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP], name="camera")
-    loop.add(PilotPart(pilot, always=True), inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
-             outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE], name="pilot",
-             defaults={ch.USER_MODE: ch.MODE_LOCAL, ch.RECORDING: True})
-    loop.add(Mixer(), inputs=[ch.USER_MODE, ch.USER_ANGLE, ch.USER_THROTTLE, ch.PILOT_ANGLE, ch.PILOT_THROTTLE,
-                              ch.THROTTLE_CAP], outputs=[ch.ANGLE, ch.THROTTLE], name="mixer",
-             defaults={ch.USER_ANGLE: 0.0, ch.USER_THROTTLE: 0.0, ch.THROTTLE_CAP: 0.5})
+    loop.add(
+        PilotPart(pilot, always=True),
+        inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
+        outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE],
+        name="pilot",
+        defaults={ch.USER_MODE: ch.MODE_LOCAL, ch.RECORDING: True},
+    )
+    loop.add(
+        Mixer(),
+        inputs=[
+            ch.USER_MODE,
+            ch.USER_ANGLE,
+            ch.USER_THROTTLE,
+            ch.PILOT_ANGLE,
+            ch.PILOT_THROTTLE,
+            ch.THROTTLE_CAP,
+        ],
+        outputs=[ch.ANGLE, ch.THROTTLE],
+        name="mixer",
+        defaults={ch.USER_ANGLE: 0.0, ch.USER_THROTTLE: 0.0, ch.THROTTLE_CAP: 0.5},
+    )
     loop.add(ThrottleLimiter(ramp_per_s=2.0), inputs=[ch.THROTTLE], outputs=[ch.THROTTLE], name="limiter")
     recorder = Recorder(tub_dir, RECORD_FIELDS + SIM_RECORD_FIELDS, in_autopilot=True)
-    loop.add(recorder, inputs=recorder.inputs, name="recorder",
-             defaults={name: 0.0 for name, _ in SIM_RECORD_FIELDS})
-    loop.add(SimActuator(sim), inputs=[ch.ANGLE, ch.THROTTLE],
-             outputs=[name for name, _ in SIM_RECORD_FIELDS], name="actuator", critical=True)
+    loop.add(
+        recorder,
+        inputs=recorder.inputs,
+        name="recorder",
+        defaults={name: 0.0 for name, _ in SIM_RECORD_FIELDS},
+    )
+    loop.add(
+        SimActuator(sim),
+        inputs=[ch.ANGLE, ch.THROTTLE],
+        outputs=[name for name, _ in SIM_RECORD_FIELDS],
+        name="actuator",
+        critical=True,
+    )
     return loop, recorder, pilot
 
 
@@ -107,8 +140,12 @@ def run(args: argparse.Namespace) -> dict:
         "p99_period_error_ms": stats["period_error"]["p99_ms"],
         "max_period_error_ms": stats["period_error"]["max_ms"],
         "tick_p99_ms": stats["tick"]["p99_ms"],
-        "parts": {name: {k: part[k] for k in ("p50_ms", "p99_ms", "max_ms")} for name, part in stats["parts"].items()},
+        "parts": {
+            name: {k: part[k] for k in ("p50_ms", "p99_ms", "max_ms")}
+            for name, part in stats["parts"].items()
+        },
         "records": records,
-        "model": f"{pilot.card.architecture} {pilot.card.quantization}" + ("" if args.model else " (untrained)"),
+        "model": f"{pilot.card.architecture} {pilot.card.quantization}"
+        + ("" if args.model else " (untrained)"),
         "machine": f"{platform.machine()} {platform.processor() or platform.node()}",
     }

@@ -31,8 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--architecture", default="fast", help="model to train (default: fast)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=150, help="batches to time for each rate")
-    parser.add_argument("--augment-workers", type=int, default=os.cpu_count() or 1,
-                        help="augmenting processes, as scripts/train.py (default: one per CPU core)")
+    parser.add_argument(
+        "--augment-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="augmenting processes, as scripts/train.py (default: one per CPU core)",
+    )
     augment.add_arguments(parser)
 
 
@@ -43,9 +47,9 @@ def run(args: argparse.Namespace) -> dict:
     import augment
     from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE
     from car.tub import Tub
+    from training.augment_workers import AugmentedBatches
     from training.fit import FitConfig, compile_model
     from training.models import build_model, default_frame_spec
-    from training.augment_workers import AugmentedBatches
     from training.pipeline import augmented_dataset, prepare_all, training_dataset
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -108,8 +112,12 @@ def _augment_rate(augmenter, images, angles, throttles, spec, batches: int, batc
         return None
     prepare = lambda frame: prepare_frame(frame, spec)  # noqa: E731
     rng = np.random.default_rng(0)
-    augmenter.augment_batch(images[:batch_size], angles[:batch_size], throttles[:batch_size], np.arange(batch_size), prepare)
-    started = time.perf_counter()  # after the first call, which imports albumentations and builds the pipelines
+    augmenter.augment_batch(
+        images[:batch_size], angles[:batch_size], throttles[:batch_size], np.arange(batch_size), prepare
+    )
+    started = (
+        time.perf_counter()
+    )  # after the first call, which imports albumentations and builds the pipelines
     for batch in range(batches):
         picks = rng.integers(0, len(images), batch_size)
         keys = np.arange(batch * batch_size, (batch + 1) * batch_size)
@@ -123,6 +131,8 @@ def _fit_rate(model, dataset, batches: int, batch_size: int) -> float:
 
     warmup = 5
     batch_ends: list[float] = []
-    clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter()))
+    clock = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter())
+    )
     model.fit(dataset, steps_per_epoch=warmup + batches, epochs=1, verbose=0, callbacks=[clock])
     return batches * batch_size / (batch_ends[-1] - batch_ends[warmup - 1])

@@ -18,7 +18,9 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=4000, help="frames to time")
     parser.add_argument("--track", type=int, default=1, help="track seed")
-    parser.add_argument("--expert-seeds", type=int, default=50, help="seeds 0..N-1 the expert drives a lap on")
+    parser.add_argument(
+        "--expert-seeds", type=int, default=50, help="seeds 0..N-1 the expert drives a lap on"
+    )
     parser.add_argument("--noise", type=float, default=0.3, help="steering noise of the recording runs")
 
 
@@ -26,8 +28,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import cv2
     import numpy as np
 
-    from sim import ExpertDriver, Simulation, Track
     from evaluation.scoring import expert_pilot, score
+    from sim import ExpertDriver, Simulation, Track
 
     cv2.setNumThreads(1)
     started = time.perf_counter()
@@ -54,9 +56,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         step_s[i] = t1 - t0
     total = step_s + render_s
     seeds = range(args.expert_seeds)
-    expert = [score(expert_pilot(s), s, laps=1, render=False) for s in (Simulation(Track.from_seed(i)) for i in seeds)]
-    noisy = [score(expert_pilot(s, noise=args.noise, seed=i), s, laps=1, render=False)
-             for i, s in ((i, Simulation(Track.from_seed(i))) for i in seeds)]
+    expert = [
+        score(expert_pilot(s), s, laps=1, render=False)
+        for s in (Simulation(Track.from_seed(i)) for i in seeds)
+    ]
+    noisy = [
+        score(expert_pilot(s, noise=args.noise, seed=i), s, laps=1, render=False)
+        for i, s in ((i, Simulation(Track.from_seed(i))) for i in seeds)
+    ]
     return {
         "track": track.name,
         "frame": f"{sim.camera.width}x{sim.camera.height} RGB",
@@ -72,9 +79,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "expert_min_autonomy": min((r["autonomy"] for r in expert), default=None),
         "expert_interventions": sum(r["interventions"] for r in expert),
         "expert_worst_max_cte_m": max((r["max_cte"] for r in expert), default=None),
-        "expert_mean_speed_mps": round(float(np.mean([r["mean_speed_mps"] for r in expert])), 2) if expert else None,
+        "expert_mean_speed_mps": round(float(np.mean([r["mean_speed_mps"] for r in expert])), 2)
+        if expert
+        else None,
         "recording_noise": args.noise,
         "recording_interventions": sum(r["interventions"] for r in noisy),
-        "recording_mean_abs_cte_m": round(float(np.mean([r["mean_cte"] for r in noisy])), 3) if noisy else None,
+        "recording_mean_abs_cte_m": round(float(np.mean([r["mean_cte"] for r in noisy])), 3)
+        if noisy
+        else None,
         "recording_worst_max_cte_m": max((r["max_cte"] for r in noisy), default=None),
     }

@@ -29,10 +29,16 @@ def run(args: argparse.Namespace) -> dict:
 
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(args.tub) if args.tub else extract_donkey_tub(Path(scratch))
-        frames = np.stack([r["cam/image_array"] for _, r in zip(range(256), Tub(source).records(load_images=True))])
+        frames = np.stack(
+            [r["cam/image_array"] for _, r in zip(range(256), Tub(source).records(load_images=True))]
+        )
         style = args.style or save_style(
-            Path(scratch) / "random-weights", build_transform_net(NetworkSpec()), NetworkSpec(),
-            frames[0], {"name": "random-weights"}, frame_size=frames.shape[1:3],
+            Path(scratch) / "random-weights",
+            build_transform_net(NetworkSpec()),
+            NetworkSpec(),
+            frames[0],
+            {"name": "random-weights"},
+            frame_size=frames.shape[1:3],
         )
         card = read_card(style)
         stylizer = Stylizer(style, args.batch_size)

@@ -28,7 +28,9 @@ def road_frames(count: int, seed: int = 0) -> list[np.ndarray]:
         frame = np.full((120, 160, 3), (70, 60, 55), np.uint8)
         frame[:40] = np.linspace(150, 200, 40, dtype=np.uint8)[:, None, None]
         shift = int(20 * np.sin(i / 15))
-        road = np.array([[20 + shift, 119], [70 + shift // 2, 40], [90 + shift // 2, 40], [140 + shift, 119]], np.int32)
+        road = np.array(
+            [[20 + shift, 119], [70 + shift // 2, 40], [90 + shift // 2, 40], [140 + shift, 119]], np.int32
+        )
         cv2.fillConvexPoly(frame, road, (110, 110, 115))
         cv2.line(frame, (20 + shift, 119), (70 + shift // 2, 40), (235, 235, 235), 2)
         cv2.line(frame, (140 + shift, 119), (90 + shift // 2, 40), (235, 235, 235), 2)
@@ -49,13 +51,15 @@ def run(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         with TubWriter(f"{folder}/tub", inputs, types) as writer:
             for i in range(args.records):
-                writer.write({
-                    CAMERA_IMAGE: distinct[i % len(distinct)],
-                    USER_ANGLE: float(np.sin(i / 30)),
-                    USER_THROTTLE: 0.4,
-                    USER_MODE: "user",
-                    "sim/cte": 0.01 * (i % 7),
-                })
+                writer.write(
+                    {
+                        CAMERA_IMAGE: distinct[i % len(distinct)],
+                        USER_ANGLE: float(np.sin(i / 30)),
+                        USER_THROTTLE: 0.4,
+                        USER_MODE: "user",
+                        "sim/cte": 0.01 * (i % 7),
+                    }
+                )
         write_s = time.perf_counter() - start
 
         tub = Tub(f"{folder}/tub")

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 PCA9685_OSC_HZ = 25_000_000.0
 PCA9685_TICKS = 4096

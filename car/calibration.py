@@ -31,7 +31,9 @@ HELP = (
 class Calibrator:
     """Holds one channel's pulse and the marks taken; every change is sent to the board."""
 
-    def __init__(self, board: PwmBoard, channel: int, start_us: float = 1500.0, target: str = "steering") -> None:
+    def __init__(
+        self, board: PwmBoard, channel: int, start_us: float = 1500.0, target: str = "steering"
+    ) -> None:
         if target not in MARKS:
             raise ValueError(f"target must be one of {sorted(MARKS)}, got {target!r}")
         self.board, self.channel, self.target = board, channel, target

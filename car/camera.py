@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -83,8 +83,9 @@ class ThreadedCamera:
 class PiCamera(ThreadedCamera):
     """The Raspberry Pi camera through picamera2 (libcamera), at `framerate` frames/s."""
 
-    def __init__(self, width: int = 160, height: int = 120, framerate: float = 20.0,
-                 rotate_180: bool = False) -> None:
+    def __init__(
+        self, width: int = 160, height: int = 120, framerate: float = 20.0, rotate_180: bool = False
+    ) -> None:
         super().__init__(width, height, rotate_180)
         try:
             from picamera2 import Picamera2  # only on the Pi: apt install python3-picamera2
@@ -107,7 +108,9 @@ class PiCamera(ThreadedCamera):
     def _capture(self) -> np.ndarray:
         request = self._camera.capture_request()  # blocks until the next frame
         try:
-            rgb = np.ascontiguousarray(request.make_array("main")[:, :, ::-1])  # copied before the buffer goes back
+            rgb = np.ascontiguousarray(
+                request.make_array("main")[:, :, ::-1]
+            )  # copied before the buffer goes back
             # SensorTimestamp: ns, end of exposure, on the clock of time.monotonic_ns()
             self._sensor_time_s = request.get_metadata()["SensorTimestamp"] / 1e9
         finally:
@@ -128,8 +131,9 @@ class OpenCVCamera(ThreadedCamera):
     A video file is played at its own frame rate, so it behaves like a live camera.
     """
 
-    def __init__(self, source: str | int = 0, width: int = 160, height: int = 120,
-                 rotate_180: bool = False) -> None:
+    def __init__(
+        self, source: str | int = 0, width: int = 160, height: int = 120, rotate_180: bool = False
+    ) -> None:
         super().__init__(width, height, rotate_180)
         device = int(source) if str(source).isdigit() else str(source)
         self._capture_device = cv2.VideoCapture(device)

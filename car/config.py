@@ -21,7 +21,9 @@ class _Section(BaseModel):
 
 class LoopConfig(_Section):
     rate_hz: float = Field(20.0, gt=0, le=200, description="ticks per second")
-    max_consecutive_faults: int = Field(10, ge=1, description="a part failing this many ticks in a row stops the car")
+    max_consecutive_faults: int = Field(
+        10, ge=1, description="a part failing this many ticks in a row stops the car"
+    )
 
 
 class CameraConfig(_Section):
@@ -38,7 +40,9 @@ class PwmConfig(_Section):
 
     i2c_address: int = Field(0x40, ge=0x03, le=0x77)
     frequency_hz: float = Field(60.0, ge=24, le=1526, description="the chip's range at 25 MHz")
-    reference_clock_hz: float = Field(25_000_000.0, gt=0, description="measure your board to improve accuracy")
+    reference_clock_hz: float = Field(
+        25_000_000.0, gt=0, description="measure your board to improve accuracy"
+    )
 
 
 class SteeringConfig(_Section):
@@ -50,7 +54,7 @@ class SteeringConfig(_Section):
     frequency_hz: float | None = Field(None, ge=24, le=1526, description="default: pwm.frequency_hz")
 
     @model_validator(mode="after")
-    def _centre_between(self) -> "SteeringConfig":
+    def _centre_between(self) -> SteeringConfig:
         if not min(self.left_us, self.right_us) < self.centre_us < max(self.left_us, self.right_us):
             raise ValueError("centre_us must lie strictly between left_us and right_us")
         return self
@@ -64,7 +68,9 @@ class ArmingStep(_Section):
 class ThrottleConfig(_Section):
     channel: int = Field(0, ge=0, le=15)
     reverse_us: float = Field(1100.0, ge=500, le=2500, description="pulse at throttle -1")
-    neutral_us: float = Field(1500.0, ge=500, le=2500, description="pulse at throttle 0; also the shutdown value")
+    neutral_us: float = Field(
+        1500.0, ge=500, le=2500, description="pulse at throttle 0; also the shutdown value"
+    )
     forward_us: float = Field(1900.0, ge=500, le=2500, description="pulse at throttle +1")
     max_forward: float = Field(0.5, ge=0, le=1, description="throttle is clipped to this")
     max_reverse: float = Field(0.3, ge=0, le=1, description="reverse throttle is clipped to -this")
@@ -77,8 +83,12 @@ class ThrottleConfig(_Section):
     frequency_hz: float | None = Field(None, ge=24, le=1526, description="default: pwm.frequency_hz")
 
     @model_validator(mode="after")
-    def _neutral_between(self) -> "ThrottleConfig":
-        if not min(self.reverse_us, self.forward_us) < self.neutral_us < max(self.reverse_us, self.forward_us):
+    def _neutral_between(self) -> ThrottleConfig:
+        if (
+            not min(self.reverse_us, self.forward_us)
+            < self.neutral_us
+            < max(self.reverse_us, self.forward_us)
+        ):
             raise ValueError("neutral_us must lie strictly between reverse_us and forward_us")
         return self
 
@@ -114,7 +124,9 @@ class RecordingConfig(_Section):
 class PilotConfig(_Section):
     model: str = Field("", description="model bundle folder; --model overrides")
     num_threads: int = Field(1, ge=1, le=8)
-    throttle_cap: float = Field(0.5, ge=0, le=1, description="starting throttle cap (the web page can change it)")
+    throttle_cap: float = Field(
+        0.5, ge=0, le=1, description="starting throttle cap (the web page can change it)"
+    )
 
 
 class CarConfig(_Section):

@@ -27,8 +27,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,11 @@ class TimingWindow:
         if values.size == 0:
             return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
         p50, p99 = np.percentile(values, [50, 99]) * 1000.0
-        return {"p50_ms": round(float(p50), 3), "p99_ms": round(float(p99), 3),
-                "max_ms": round(float(values.max()) * 1000.0, 3)}
+        return {
+            "p50_ms": round(float(p50), 3),
+            "p99_ms": round(float(p99), 3),
+            "max_ms": round(float(values.max()) * 1000.0, 3),
+        }
 
 
 @dataclass
@@ -143,8 +147,9 @@ class Loop:
             raise WiringError(f"part {name!r} has no run() method")
         if threaded and not callable(getattr(part, "update", None)):
             raise WiringError(f"part {name!r} is threaded but has no update() method")
-        self.slots.append(PartSlot(part, name, tuple(inputs), tuple(outputs), dict(defaults or {}),
-                                   threaded, critical))
+        self.slots.append(
+            PartSlot(part, name, tuple(inputs), tuple(outputs), dict(defaults or {}), threaded, critical)
+        )
         return part
 
     def build(self) -> None:
@@ -265,8 +270,12 @@ class Loop:
         slot.consecutive_errors += 1
         slot.last_error = f"{type(err).__name__}: {err}"
         if slot.errors == 1 or slot.errors % 100 == 0:
-            log.error("part %r raised (%d times so far); throttle forced to neutral this tick",
-                      slot.name, slot.errors, exc_info=err)
+            log.error(
+                "part %r raised (%d times so far); throttle forced to neutral this tick",
+                slot.name,
+                slot.errors,
+                exc_info=err,
+            )
         if slot.critical:
             return LoopFault(f"critical part {slot.name!r} failed: {slot.last_error}")
         if slot.consecutive_errors >= self.max_consecutive_faults:
@@ -279,14 +288,15 @@ class Loop:
     def start_threads(self) -> None:
         for slot in self.slots:
             if slot.threaded and slot.thread is None:
-                slot.thread = threading.Thread(target=self._update_forever, args=(slot,),
-                                               name=f"part-{slot.name}", daemon=True)
+                slot.thread = threading.Thread(
+                    target=self._update_forever, args=(slot,), name=f"part-{slot.name}", daemon=True
+                )
                 slot.thread.start()
 
     def _update_forever(self, slot: PartSlot) -> None:
         try:
             slot.part.update()
-        except Exception as err:  # noqa: BLE001 - reported; the part's run() sees no new data
+        except Exception as err:
             slot.errors += 1
             slot.last_error = f"update thread died: {type(err).__name__}: {err}"
             log.error("threaded part %r died; its data will go stale", slot.name, exc_info=err)
@@ -299,7 +309,7 @@ class Loop:
                 continue
             try:
                 shutdown()
-            except Exception as err:  # noqa: BLE001 - keep shutting the others down
+            except Exception as err:
                 log.error("part %r failed to shut down", slot.name, exc_info=err)
         for slot in self.slots:
             if slot.thread is not None:
@@ -319,8 +329,11 @@ class Loop:
             "period_error": self.period_error.summary_ms(),
             "tick": self.tick_time.summary_ms(),
             "parts": {
-                slot.name: {**slot.timing.summary_ms(), "errors": slot.errors,
-                            **({"last_error": slot.last_error} if slot.last_error else {})}
+                slot.name: {
+                    **slot.timing.summary_ms(),
+                    "errors": slot.errors,
+                    **({"last_error": slot.last_error} if slot.last_error else {}),
+                }
                 for slot in self.slots
             },
             "stop_reason": self.stop_reason,
@@ -352,8 +365,9 @@ def format_stats(stats: Mapping[str, Any]) -> str:
         f"{'part':<18}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}",
     ]
     for name, part in stats["parts"].items():
-        lines.append(f"{name:<18}{part['p50_ms']:>9.2f}{part['p99_ms']:>9.2f}"
-                     f"{part['max_ms']:>9.2f}{part['errors']:>8}")
+        lines.append(
+            f"{name:<18}{part['p50_ms']:>9.2f}{part['p99_ms']:>9.2f}{part['max_ms']:>9.2f}{part['errors']:>8}"
+        )
         if part.get("last_error"):
             lines.append(f"{'':<18}last error: {part['last_error']}")
     if stats.get("stop_reason"):

@@ -13,9 +13,10 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +57,15 @@ class Mixer:
     throttle is clipped to it.
     """
 
-    def run(self, mode: str, user_angle: float, user_throttle: float,
-            pilot_angle: float, pilot_throttle: float, cap: float) -> tuple[float, float]:
+    def run(
+        self,
+        mode: str,
+        user_angle: float,
+        user_throttle: float,
+        pilot_angle: float,
+        pilot_throttle: float,
+        cap: float,
+    ) -> tuple[float, float]:
         cap = _clip(cap, 0.0, 1.0)
         if mode == ch.MODE_USER:
             return user_angle, user_throttle * cap
@@ -75,8 +83,13 @@ class ThrottleLimiter:
     direction passes through neutral and ramps up again.
     """
 
-    def __init__(self, max_forward: float = 1.0, max_reverse: float = 1.0, ramp_per_s: float = math.inf,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_forward: float = 1.0,
+        max_reverse: float = 1.0,
+        ramp_per_s: float = math.inf,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.max_forward, self.max_reverse, self.ramp_per_s = max_forward, max_reverse, ramp_per_s
         self.clock = clock
         self.throttle = 0.0
@@ -108,15 +121,18 @@ class Failsafe:
     or on its last line while the ESC brakes.
     """
 
-    def __init__(self, controller_timeout_s: float = 0.3, frame_timeout_s: float = 0.25,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, controller_timeout_s: float = 0.3, frame_timeout_s: float = 0.25, clock: Clock = time.monotonic
+    ) -> None:
         self.controller_timeout_s = controller_timeout_s
         self.frame_timeout_s = frame_timeout_s
         self.clock = clock
         self.trips = 0
         self._reason = ""
 
-    def run(self, throttle: float, frame_time: float | None, controller_time: float | None) -> tuple[float, str]:
+    def run(
+        self, throttle: float, frame_time: float | None, controller_time: float | None
+    ) -> tuple[float, str]:
         now = self.clock()
         if controller_time is None or now - controller_time > self.controller_timeout_s:
             reason = "controller silent"
@@ -159,8 +175,14 @@ class Recorder:
     and counted (`dropped`) rather than stalling the car.
     """
 
-    def __init__(self, tub_dir: str | Path, fields: Sequence[tuple[str, str]] = RECORD_FIELDS,
-                 in_autopilot: bool = False, metadata: dict | None = None, max_queue: int = 100) -> None:
+    def __init__(
+        self,
+        tub_dir: str | Path,
+        fields: Sequence[tuple[str, str]] = RECORD_FIELDS,
+        in_autopilot: bool = False,
+        metadata: dict | None = None,
+        max_queue: int = 100,
+    ) -> None:
         self.tub_dir = Path(tub_dir)
         self.fields = list(fields)
         self.in_autopilot = in_autopilot
@@ -194,8 +216,11 @@ class Recorder:
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
-                log.warning("recorder: the disk is %d records behind; dropped %d so far",
-                            self._queue.maxsize, self.dropped)
+                log.warning(
+                    "recorder: the disk is %d records behind; dropped %d so far",
+                    self._queue.maxsize,
+                    self.dropped,
+                )
 
     def _write_forever(self) -> None:
         while (record := self._queue.get()) is not None:
@@ -204,7 +229,7 @@ class Recorder:
                     self.writer = self._open()  # creating a tub syncs the disk: not in the loop
                 self.writer.write(record)
                 self.records += 1
-            except Exception as err:  # noqa: BLE001 - surfaced by the next run() as a part fault
+            except Exception as err:
                 log.error("recorder: cannot write to %s", self.path or self.tub_dir, exc_info=err)
                 self.error = err
                 return
@@ -214,8 +239,9 @@ class Recorder:
 
         path = self.tub_dir / datetime.now().strftime("tub_%Y%m%d_%H%M%S")
         log.info("recording to %s", path)
-        return TubWriter(path, [name for name, _ in self.fields], [kind for _, kind in self.fields],
-                         metadata=self.metadata)
+        return TubWriter(
+            path, [name for name, _ in self.fields], [kind for _, kind in self.fields], metadata=self.metadata
+        )
 
     @property
     def path(self) -> Path | None:

@@ -89,7 +89,7 @@ class Pilot:
                 )
 
     @classmethod
-    def load(cls, bundle_path: str | os.PathLike, num_threads: int = 1) -> "Pilot":
+    def load(cls, bundle_path: str | os.PathLike, num_threads: int = 1) -> Pilot:
         """Open a bundle (its folder, model.json or .tflite); BundleError names what is wrong."""
         card = load_card(bundle_path)
         model_path = bundle_dir(bundle_path) / card.model_file

@@ -25,7 +25,9 @@ def check_bundle(bundle: str, runs: int = 50, num_threads: int = 1) -> dict:
     spec = pilot.card.input
     rng = np.random.default_rng(0)
     frames = [np.full((spec.source_height, spec.source_width, 3), 128, np.uint8)]
-    frames += [rng.integers(0, 256, (spec.source_height, spec.source_width, 3), np.uint8) for _ in range(runs - 1)]
+    frames += [
+        rng.integers(0, 256, (spec.source_height, spec.source_width, 3), np.uint8) for _ in range(runs - 1)
+    ]
     outputs = [pilot.run(frame) for frame in frames]
     latency = pilot.latency_stats()
     budget = pilot.card.latency.budget_ms if pilot.card.latency else None
@@ -45,7 +47,9 @@ def check_bundle(bundle: str, runs: int = 50, num_threads: int = 1) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("bundle", help="model bundle folder (pilot.tflite + model.json)")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
@@ -61,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL {result['error']}")
     else:
         budget = f" (budget {result['budget_ms']:g} ms)" if result["budget_ms"] else ""
-        print(f"{'OK' if result['ok'] else 'FAIL'} {result['bundle']}: {result['architecture']} "
-              f"{result['quantization']}, {result['camera']} camera, {result['runs']} runs: median "
-              f"{result['median_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms{budget}; non-finite outputs "
-              f"{result['non_finite']}; grey frame -> angle {result['grey_frame_output']['angle']:+.3f}, "
-              f"throttle {result['grey_frame_output']['throttle']:+.3f}")
+        print(
+            f"{'OK' if result['ok'] else 'FAIL'} {result['bundle']}: {result['architecture']} "
+            f"{result['quantization']}, {result['camera']} camera, {result['runs']} runs: median "
+            f"{result['median_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms{budget}; non-finite outputs "
+            f"{result['non_finite']}; grey frame -> angle {result['grey_frame_output']['angle']:+.3f}, "
+            f"throttle {result['grey_frame_output']['throttle']:+.3f}"
+        )
     return 0 if result["ok"] else 1
 
 

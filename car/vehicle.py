@@ -21,8 +21,14 @@ from car.parts import RECORD_FIELDS, SIM_RECORD_FIELDS, Failsafe, Mixer, PilotPa
 
 log = logging.getLogger(__name__)
 
-CONTROLLER_OUTPUTS = (ch.USER_ANGLE, ch.USER_THROTTLE, ch.USER_MODE, ch.RECORDING, ch.THROTTLE_CAP,
-                      ch.CONTROLLER_TIMESTAMP)
+CONTROLLER_OUTPUTS = (
+    ch.USER_ANGLE,
+    ch.USER_THROTTLE,
+    ch.USER_MODE,
+    ch.RECORDING,
+    ch.THROTTLE_CAP,
+    ch.CONTROLLER_TIMESTAMP,
+)
 
 
 @dataclass
@@ -77,8 +83,9 @@ class Car:
             raise
 
 
-def build_car(config: CarConfig, model_dir: str | Path | None = None, sim_seed: int | None = None,
-              i2c_bus: Any = None) -> Car:
+def build_car(
+    config: CarConfig, model_dir: str | Path | None = None, sim_seed: int | None = None, i2c_bus: Any = None
+) -> Car:
     """Build the parts named by `config` and wire them; see the module docstring for the order."""
     loop = Loop(rate_hz=config.loop.rate_hz, max_consecutive_faults=config.loop.max_consecutive_faults)
     sim = None
@@ -95,8 +102,13 @@ def build_car(config: CarConfig, model_dir: str | Path | None = None, sim_seed: 
     loop.add(camera, outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP], name="camera", threaded=threaded_camera)
 
     controller = _controller(config)
-    loop.add(controller, inputs=[ch.CAMERA_IMAGE] if config.controller == "web" else [],
-             outputs=CONTROLLER_OUTPUTS, name="controller", threaded=config.controller == "gamepad")
+    loop.add(
+        controller,
+        inputs=[ch.CAMERA_IMAGE] if config.controller == "web" else [],
+        outputs=CONTROLLER_OUTPUTS,
+        name="controller",
+        threaded=config.controller == "gamepad",
+    )
 
     pilot = None
     model_dir = model_dir or config.pilot.model or None
@@ -111,18 +123,39 @@ def build_car(config: CarConfig, model_dir: str | Path | None = None, sim_seed: 
                 f"but camera.width/height are {config.camera.width}x{config.camera.height}"
             )
         log.info("pilot %s (%s) loaded from %s", pilot.card.architecture, pilot.card.quantization, model_dir)
-        loop.add(PilotPart(pilot), inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
-                 outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE], name="pilot")
-    loop.add(Mixer(), name="mixer",
-             inputs=[ch.USER_MODE, ch.USER_ANGLE, ch.USER_THROTTLE, ch.PILOT_ANGLE, ch.PILOT_THROTTLE,
-                     ch.THROTTLE_CAP],
-             outputs=[ch.ANGLE, ch.THROTTLE], defaults={ch.PILOT_ANGLE: 0.0, ch.PILOT_THROTTLE: 0.0})
+        loop.add(
+            PilotPart(pilot),
+            inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
+            outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE],
+            name="pilot",
+        )
+    loop.add(
+        Mixer(),
+        name="mixer",
+        inputs=[
+            ch.USER_MODE,
+            ch.USER_ANGLE,
+            ch.USER_THROTTLE,
+            ch.PILOT_ANGLE,
+            ch.PILOT_THROTTLE,
+            ch.THROTTLE_CAP,
+        ],
+        outputs=[ch.ANGLE, ch.THROTTLE],
+        defaults={ch.PILOT_ANGLE: 0.0, ch.PILOT_THROTTLE: 0.0},
+    )
     throttle = config.throttle
-    loop.add(ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s),
-             inputs=[ch.THROTTLE], outputs=[ch.THROTTLE], name="limiter")
-    loop.add(Failsafe(config.failsafe.controller_timeout_s, config.failsafe.frame_timeout_s),
-             inputs=[ch.THROTTLE, ch.CAMERA_TIMESTAMP, ch.CONTROLLER_TIMESTAMP],
-             outputs=[ch.THROTTLE, ch.FAILSAFE], name="failsafe")
+    loop.add(
+        ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s),
+        inputs=[ch.THROTTLE],
+        outputs=[ch.THROTTLE],
+        name="limiter",
+    )
+    loop.add(
+        Failsafe(config.failsafe.controller_timeout_s, config.failsafe.frame_timeout_s),
+        inputs=[ch.THROTTLE, ch.CAMERA_TIMESTAMP, ch.CONTROLLER_TIMESTAMP],
+        outputs=[ch.THROTTLE, ch.FAILSAFE],
+        name="failsafe",
+    )
 
     fields = RECORD_FIELDS + (SIM_RECORD_FIELDS if sim is not None else ())
     metadata = {"car": config.name, "simulated": sim is not None}
@@ -157,14 +190,23 @@ def _controller(config: CarConfig) -> Any:
         from car.controller.gamepad import GamepadController
 
         pad = config.gamepad
-        return GamepadController(pad.device, pad.steering_axis, pad.throttle_axis, pad.invert_steering,
-                                 pad.invert_throttle, pad.mode_button, pad.record_button, pad.stop_button,
-                                 throttle_cap=config.pilot.throttle_cap)
+        return GamepadController(
+            pad.device,
+            pad.steering_axis,
+            pad.throttle_axis,
+            pad.invert_steering,
+            pad.invert_throttle,
+            pad.mode_button,
+            pad.record_button,
+            pad.stop_button,
+            throttle_cap=config.pilot.throttle_cap,
+        )
     from car.controller.web import WebController
 
     web = config.web
-    return WebController(web.host, web.port, web.token, config.pilot.throttle_cap, web.video_fps,
-                         car_name=config.name)
+    return WebController(
+        web.host, web.port, web.token, config.pilot.throttle_cap, web.video_fps, car_name=config.name
+    )
 
 
 def _pwm_drive(config: CarConfig, i2c_bus: Any) -> Any:
@@ -180,15 +222,19 @@ def _pwm_drive(config: CarConfig, i2c_bus: Any) -> Any:
         if address not in boards:
             boards[address] = PwmBoard(bus, address, frequency, config.pwm.reference_clock_hz)
         elif abs(boards[address].frequency_hz - frequency) > 1.0:
-            raise ValueError(f"steering and throttle share the PCA9685 at 0x{address:02x} but ask for "
-                             "different frequencies; one chip has one frequency: use a second board")
+            raise ValueError(
+                f"steering and throttle share the PCA9685 at 0x{address:02x} but ask for "
+                "different frequencies; one chip has one frequency: use a second board"
+            )
         return boards[address]
 
     steering, throttle = config.steering, config.throttle
     return PwmDrive(
-        board(steering.i2c_address, steering.frequency_hz), steering.channel,
+        board(steering.i2c_address, steering.frequency_hz),
+        steering.channel,
         (steering.left_us, steering.centre_us, steering.right_us),
-        board(throttle.i2c_address, throttle.frequency_hz), throttle.channel,
+        board(throttle.i2c_address, throttle.frequency_hz),
+        throttle.channel,
         (throttle.reverse_us, throttle.neutral_us, throttle.forward_us),
         arming=[(step.pulse_us, step.seconds) for step in throttle.arming],
     )

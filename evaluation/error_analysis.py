@@ -13,9 +13,10 @@ situation with each frame's label and prediction drawn on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,12 @@ OFF_CENTRE_M = 0.15  # |sim cross-track error| above this: the car is recovering
 SITUATIONS = ("straight", "curve left", "curve right", "off-centre left", "off-centre right")
 
 
-def situation(angle: float, cte: float | None = None, curve_threshold: float = CURVE_THRESHOLD,
-              off_centre_m: float = OFF_CENTRE_M) -> str:
+def situation(
+    angle: float,
+    cte: float | None = None,
+    curve_threshold: float = CURVE_THRESHOLD,
+    off_centre_m: float = OFF_CENTRE_M,
+) -> str:
     """The driving situation of one frame (steering + is RIGHT; cte + is LEFT of centre)."""
     if cte is not None and abs(cte) > off_centre_m:
         return "off-centre left" if cte > 0 else "off-centre right"
@@ -38,8 +43,12 @@ def situation(angle: float, cte: float | None = None, curve_threshold: float = C
     return "straight"
 
 
-def situations(records: Sequence[dict[str, Any]], recorded_angles: np.ndarray,
-               curve_threshold: float = CURVE_THRESHOLD, off_centre_m: float = OFF_CENTRE_M) -> list[str]:
+def situations(
+    records: Sequence[dict[str, Any]],
+    recorded_angles: np.ndarray,
+    curve_threshold: float = CURVE_THRESHOLD,
+    off_centre_m: float = OFF_CENTRE_M,
+) -> list[str]:
     """The situation of every frame; uses the recorded CTE when the tub has it."""
     return [
         situation(float(angle), record.get(SIM_CTE), curve_threshold, off_centre_m)
@@ -61,7 +70,9 @@ class GroupError:
         return self.__dict__.copy()
 
 
-def error_by_situation(labels: Sequence[str], recorded: np.ndarray, predicted: np.ndarray) -> list[GroupError]:
+def error_by_situation(
+    labels: Sequence[str], recorded: np.ndarray, predicted: np.ndarray
+) -> list[GroupError]:
     """Per situation: frames, MSE and share of the total squared error, biggest share first."""
     squared = (predicted[:, 0] - recorded[:, 0]) ** 2  # (N,)
     total = float(squared.sum()) or 1.0
@@ -70,13 +81,21 @@ def error_by_situation(labels: Sequence[str], recorded: np.ndarray, predicted: n
     for name in SITUATIONS:
         mask = names == name
         if mask.any():
-            groups.append(GroupError(name, int(mask.sum()), float(mask.mean()),
-                                     float(squared[mask].mean()), float(squared[mask].sum() / total)))
+            groups.append(
+                GroupError(
+                    name,
+                    int(mask.sum()),
+                    float(mask.mean()),
+                    float(squared[mask].mean()),
+                    float(squared[mask].sum() / total),
+                )
+            )
     return sorted(groups, key=lambda g: g.error_share, reverse=True)
 
 
-def worst_by_situation(labels: Sequence[str], recorded: np.ndarray, predicted: np.ndarray,
-                       per_situation: int, spacing: int = 10) -> dict[str, np.ndarray]:
+def worst_by_situation(
+    labels: Sequence[str], recorded: np.ndarray, predicted: np.ndarray, per_situation: int, spacing: int = 10
+) -> dict[str, np.ndarray]:
     """Per situation, positions of its `per_situation` largest absolute steering errors, worst first.
 
     Frames closer than `spacing` positions to a frame already picked are skipped: the
@@ -97,8 +116,13 @@ def worst_by_situation(labels: Sequence[str], recorded: np.ndarray, predicted: n
     return worst
 
 
-def plot_timeline(recorded: np.ndarray, predicted: np.ndarray, path: str | Path, title: str = "",
-                  seconds_per_frame: float | None = None) -> Path:
+def plot_timeline(
+    recorded: np.ndarray,
+    predicted: np.ndarray,
+    path: str | Path,
+    title: str = "",
+    seconds_per_frame: float | None = None,
+) -> Path:
     """PNG: recorded vs predicted steering and throttle over the replay."""
     import matplotlib
 
@@ -112,8 +136,11 @@ def plot_timeline(recorded: np.ndarray, predicted: np.ndarray, path: str | Path,
         axis.plot(x, predicted[:, column], color="tab:red", lw=1.0, alpha=0.85, label=f"predicted {name}")
         mse = float(np.mean((predicted[:, column] - recorded[:, column]) ** 2))
         axis.set_ylabel(name)
-        axis.set_title(f"{name}: MSE {mse:.4f}, predict-the-mean MSE {float(np.var(recorded[:, column])):.4f}",
-                       fontsize=9, loc="left")
+        axis.set_title(
+            f"{name}: MSE {mse:.4f}, predict-the-mean MSE {float(np.var(recorded[:, column])):.4f}",
+            fontsize=9,
+            loc="left",
+        )
         axis.legend(loc="upper right", fontsize=8)
         axis.grid(alpha=0.3)
     axes[-1].set_xlabel("seconds" if seconds_per_frame else "frame")
@@ -123,9 +150,16 @@ def plot_timeline(recorded: np.ndarray, predicted: np.ndarray, path: str | Path,
     return _save(fig, path)
 
 
-def plot_gallery(frames: dict[str, Sequence[np.ndarray]], recorded: np.ndarray, predicted: np.ndarray,
-                 worst: dict[str, np.ndarray], indexes: Sequence[int], groups: Sequence[GroupError],
-                 path: str | Path, title: str = "") -> Path:
+def plot_gallery(
+    frames: dict[str, Sequence[np.ndarray]],
+    recorded: np.ndarray,
+    predicted: np.ndarray,
+    worst: dict[str, np.ndarray],
+    indexes: Sequence[int],
+    groups: Sequence[GroupError],
+    path: str | Path,
+    title: str = "",
+) -> Path:
     """PNG: error share by situation, then one row per situation of its worst frames.
 
     worst: situation -> positions (from `worst_by_situation`); frames: situation -> their
@@ -159,11 +193,24 @@ def plot_gallery(frames: dict[str, Sequence[np.ndarray]], recorded: np.ndarray, 
 def _plot_shares(axis, groups: Sequence[GroupError]) -> None:
     names = [g.situation for g in groups]
     positions = np.arange(len(groups))
-    axis.barh(positions - 0.2, [g.frame_share for g in groups], height=0.4, color="tab:gray", label="share of frames")
-    axis.barh(positions + 0.2, [g.error_share for g in groups], height=0.4, color="tab:red",
-              label="share of squared steering error")
+    axis.barh(
+        positions - 0.2,
+        [g.frame_share for g in groups],
+        height=0.4,
+        color="tab:gray",
+        label="share of frames",
+    )
+    axis.barh(
+        positions + 0.2,
+        [g.error_share for g in groups],
+        height=0.4,
+        color="tab:red",
+        label="share of squared steering error",
+    )
     for position, group in zip(positions, groups):
-        axis.text(group.error_share + 0.01, position + 0.2, f"MSE {group.steering_mse:.3f}", va="center", fontsize=7)
+        axis.text(
+            group.error_share + 0.01, position + 0.2, f"MSE {group.steering_mse:.3f}", va="center", fontsize=7
+        )
     axis.set_yticks(positions, names, fontsize=8)
     axis.invert_yaxis()
     axis.set_xlim(0, 1.15)
@@ -171,8 +218,9 @@ def _plot_shares(axis, groups: Sequence[GroupError]) -> None:
     axis.set_title("which situation carries the steering error", fontsize=9, loc="left")
 
 
-def draw_steering(frame: np.ndarray, recorded: float, predicted: float, scale: int = 3,
-                  text: Sequence[str] = ()) -> np.ndarray:
+def draw_steering(
+    frame: np.ndarray, recorded: float, predicted: float, scale: int = 3, text: Sequence[str] = ()
+) -> np.ndarray:
     """The frame enlarged, with recorded (green) and predicted (red) steering as lines.
 
     Each line leaves the bottom centre tilted by the command (+1 = full right = 45 degrees).
@@ -191,7 +239,9 @@ def draw_steering(frame: np.ndarray, recorded: float, predicted: float, scale: i
         cv2.line(image, base, tip, colour, max(2, scale), cv2.LINE_AA)
     for row, line in enumerate(text):
         cv2.putText(image, line, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, line, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            image, line, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return image
 
 
@@ -218,8 +268,14 @@ class ReplayVideo:
         self.fps, self.scale, self.frames = fps, scale, 0
         self._writer = None
 
-    def add(self, frame: np.ndarray, recorded: float, predicted: float, text: Sequence[str] = (),
-            alert: bool = False) -> None:
+    def add(
+        self,
+        frame: np.ndarray,
+        recorded: float,
+        predicted: float,
+        text: Sequence[str] = (),
+        alert: bool = False,
+    ) -> None:
         """Append one RGB frame; `alert` draws a red border (e.g. an intervention)."""
         import cv2
 
@@ -239,7 +295,7 @@ class ReplayVideo:
             self._writer.release()
         return self.path
 
-    def __enter__(self) -> "ReplayVideo":
+    def __enter__(self) -> ReplayVideo:
         return self
 
     def __exit__(self, *exc: object) -> None:

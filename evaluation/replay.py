@@ -43,12 +43,12 @@ from car.channels import (
     USER_ANGLE,
     USER_THROTTLE,
 )
-from sim.camera import CameraModel
+from car.tub import Tub, TubProblem, TubRecordError
 from evaluation.scoring import autonomy
+from evaluation.warp import warp_frame
+from sim.camera import CameraModel
 from sim.simulation import OFF_TRACK_MARGIN_M
 from sim.vehicle import VehicleModel, VehicleState
-from evaluation.warp import warp_frame
-from car.tub import Tub, TubProblem, TubRecordError
 
 DEFAULT_RATE_HZ = 20.0  # the drive loop's rate; used when a tub's timestamps are not credible
 _CREDIBLE_DT_S = (0.01, 0.5)  # median frame interval outside this: timestamps are not real time
@@ -67,7 +67,9 @@ class YellowLinePilot:
     involved): with `sign=-1` it steers away from the line, `bias` adds a steering trim.
     """
 
-    def __init__(self, gain: float = 1.2, bias: float = 0.0, sign: float = 1.0, throttle: float = 0.3) -> None:
+    def __init__(
+        self, gain: float = 1.2, bias: float = 0.0, sign: float = 1.0, throttle: float = 0.3
+    ) -> None:
         self.gain, self.bias, self.sign, self.throttle = gain, bias, sign, throttle
 
     def run(self, frame: np.ndarray) -> tuple[float, float]:
@@ -137,7 +139,9 @@ def open_loop(
             continue
         labels = (record.get(USER_ANGLE), record.get(USER_THROTTLE))
         if record.get(CAMERA_IMAGE) is None or None in labels:
-            problems.append(TubProblem(str(tub.path), None, f"record {record['_index']} lacks an image or a label"))
+            problems.append(
+                TubProblem(str(tub.path), None, f"record {record['_index']} lacks an image or a label")
+            )
             continue
         try:
             frame = tub.load_image(record)
@@ -380,7 +384,9 @@ def camera_for_tub(tub: Tub, config_camera: dict | None = None, flags: dict | No
         raise ValueError(f"{tub.path}: no readable camera frame to size the camera model")
     fields: dict[str, Any] = {}
     for source in (config_camera or {}, tub.metadata.get("camera", {}), flags or {}):
-        fields.update({k: v for k, v in source.items() if k in CameraModel.__dataclass_fields__ and v is not None})
+        fields.update(
+            {k: v for k, v in source.items() if k in CameraModel.__dataclass_fields__ and v is not None}
+        )
     height, width = first[CAMERA_IMAGE].shape[:2]
     return CameraModel(**{**fields, "width": width, "height": height})
 
@@ -394,8 +400,11 @@ def road_half_width_m(tub: Tub) -> float | None:
 def usable_records(tub: Tub, keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
     """Records with an image and both labels, in order (labels only; images load lazily)."""
     return [
-        r for r in tub.records()
-        if r.get(CAMERA_IMAGE) is not None and r.get(USER_ANGLE) is not None and r.get(USER_THROTTLE) is not None
+        r
+        for r in tub.records()
+        if r.get(CAMERA_IMAGE) is not None
+        and r.get(USER_ANGLE) is not None
+        and r.get(USER_THROTTLE) is not None
         and (keep is None or keep(r))
     ]
 
@@ -418,7 +427,9 @@ def closed_loop(
     """
     records = usable_records(tub, keep)
     if len(records) < 2:
-        raise ValueError(f"{tub.path}: closed-loop replay needs at least 2 usable records, found {len(records)}")
+        raise ValueError(
+            f"{tub.path}: closed-loop replay needs at least 2 usable records, found {len(records)}"
+        )
     path = recorded_path(records, vehicle, rate_hz).moving()
     if len(path) < 2:
         raise ValueError(f"{tub.path}: the car never moves in this tub; there is no path to replay")
@@ -448,7 +459,9 @@ def closed_loop(
         stalled = config.speed == "model" and time_s - last_progress_s > config.stall_s
         lost = off_road or abs(heading) > max_heading or stalled
         record_index = int(records[path.positions[index]]["_index"])
-        step = ClosedLoopStep(time_s, index, record_index, forward, lateral, heading, cte, angle, throttle, bool(lost))
+        step = ClosedLoopStep(
+            time_s, index, record_index, forward, lateral, heading, cte, angle, throttle, bool(lost)
+        )
         steps.append(step)
         if on_step is not None:
             on_step(frame, step)

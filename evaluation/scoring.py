@@ -59,9 +59,16 @@ def autonomy(interventions: int, elapsed_s: float) -> float:
     return max(0.0, 1.0 - interventions * INTERVENTION_COST_S / elapsed_s)
 
 
-def score(pilot: Pilot, sim: Simulation, laps: int = 1, *, time_limit_s: float | None = None,
-          throttle: float | None = None, on_step: Callable[[Observation], None] | None = None,
-          render: bool = True) -> dict[str, Any]:
+def score(
+    pilot: Pilot,
+    sim: Simulation,
+    laps: int = 1,
+    *,
+    time_limit_s: float | None = None,
+    throttle: float | None = None,
+    on_step: Callable[[Observation], None] | None = None,
+    render: bool = True,
+) -> dict[str, Any]:
     """Drive `laps` laps from the start line (or until `time_limit_s` of simulated time)
     and return the score as a JSON-ready dict.
 

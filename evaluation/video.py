@@ -21,7 +21,9 @@ class DriveVideo:
         self.scale = scale
         camera = sim.camera
         self.size = (camera.width * scale, camera.height * scale)
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), round(1 / sim.dt), self.size)
+        self._writer = cv2.VideoWriter(
+            str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), round(1 / sim.dt), self.size
+        )
         if not self._writer.isOpened():
             raise OSError(f"{self.path}: OpenCV cannot write an MP4 video here")
         self._map, self._world_to_map = track_map(sim.track, size=inset)  # the trail is drawn onto it
@@ -38,13 +40,23 @@ class DriveVideo:
         inset = self._map.copy()
         cv2.circle(inset, point, 4, RED if observation.intervened else (255, 255, 255), -1, cv2.LINE_AA)
         height, width = inset.shape[:2]
-        frame[4:4 + height, -4 - width:-4] = inset
-        status = (f"lap {observation.laps}  t {observation.time_s:5.1f}s  cte {observation.cte:+.2f}m  "
-                  f"interventions {self.sim.interventions}")
-        cv2.putText(frame, status, (8, self.size[1] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        frame[4 : 4 + height, -4 - width : -4] = inset
+        status = (
+            f"lap {observation.laps}  t {observation.time_s:5.1f}s  cte {observation.cte:+.2f}m  "
+            f"interventions {self.sim.interventions}"
+        )
+        cv2.putText(
+            frame,
+            status,
+            (8, self.size[1] - 10),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
     def close(self) -> Path:
         self._writer.release()
         return self.path
-

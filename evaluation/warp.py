@@ -65,8 +65,11 @@ def warp_frame(
     size = (camera.width, camera.height)
     border = FILL_MODES[fill]
     floor = cv2.warpPerspective(
-        frame, view_change_homography(camera, forward_m, lateral_m, heading_rad), size,
-        flags=cv2.INTER_LINEAR, borderMode=border,
+        frame,
+        view_change_homography(camera, forward_m, lateral_m, heading_rad),
+        size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=border,
     )
     horizon = camera.horizon_row
     if horizon < 0.0:  # the camera looks so far down that no sky is in view

@@ -47,9 +47,24 @@ def record_sim(out: Path, seeds: list[int], laps: int, noise: float) -> list[Pat
         tub = out / f"track{seed}"
         if not tub.exists():
             subprocess.run(
-                [sys.executable, "scripts/sim.py", "record", "--track", str(seed), "--laps", str(laps),
-                 "--out", str(tub), "--noise", str(noise), "--seed", str(seed)],
-                cwd=REPO, check=True, capture_output=True,
+                [
+                    sys.executable,
+                    "scripts/sim.py",
+                    "record",
+                    "--track",
+                    str(seed),
+                    "--laps",
+                    str(laps),
+                    "--out",
+                    str(tub),
+                    "--noise",
+                    str(noise),
+                    "--seed",
+                    str(seed),
+                ],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
             )
         tubs.append(tub)
     return tubs
@@ -60,23 +75,49 @@ def drive_sim(bundle: Path, seeds: list[int], laps: int) -> dict[str, Any]:
     results = {}
     for seed in seeds:
         results[str(seed)] = run_json(
-            ["scripts/sim.py", "drive", "--model", str(bundle), "--track", str(seed), "--laps", str(laps), "--json"]
+            [
+                "scripts/sim.py",
+                "drive",
+                "--model",
+                str(bundle),
+                "--track",
+                str(seed),
+                "--laps",
+                str(laps),
+                "--json",
+            ]
         )
     return results
 
 
 def passes(drives: dict[str, Any], min_autonomy: float = 0.995) -> bool:
-    return all(r["completed"] and r["interventions"] == 0 and r["autonomy"] >= min_autonomy for r in drives.values())
+    return all(
+        r["completed"] and r["interventions"] == 0 and r["autonomy"] >= min_autonomy for r in drives.values()
+    )
 
 
-def sim_acceptance(out: Path, architectures: list[str], options: TrainOptions, train_seeds: list[int],
-                   train_laps: int, test_seeds: list[int], drive_laps: int, noise: float = 0.3, log=print) -> dict:
+def sim_acceptance(
+    out: Path,
+    architectures: list[str],
+    options: TrainOptions,
+    train_seeds: list[int],
+    train_laps: int,
+    test_seeds: list[int],
+    drive_laps: int,
+    noise: float = 0.3,
+    log=print,
+) -> dict:
     """Record, train each architecture (timed), drive on unseen seeds, bench latency."""
     out.mkdir(parents=True, exist_ok=True)
     tubs = record_sim(out / "tubs", train_seeds, train_laps, noise)
     log(f"recorded {len(tubs)} tubs, {train_laps} laps each, seeds {train_seeds}")
-    summary: dict[str, Any] = {"train_seeds": train_seeds, "train_laps": train_laps * len(train_seeds),
-                               "test_seeds": test_seeds, "drive_laps": drive_laps, "models": {}}
+    summary: dict[str, Any] = {
+        "train_seeds": train_seeds,
+        "train_laps": train_laps * len(train_seeds),
+        "test_seeds": test_seeds,
+        "drive_laps": drive_laps,
+        "models": {},
+    }
     bundles = {}
     for architecture in architectures:
         started = time.perf_counter()
@@ -88,11 +129,17 @@ def sim_acceptance(out: Path, architectures: list[str], options: TrainOptions, t
             "train_seconds": round(seconds, 1),
             "quantization": result.card.quantization,
             "test_steering_mse": result.metrics["errors"]["test"]["angle"]["mse"],
-            "drives": {seed: {k: r[k] for k in ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")}
-                       for seed, r in drives.items()},
+            "drives": {
+                seed: {
+                    k: r[k] for k in ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")
+                }
+                for seed, r in drives.items()
+            },
             "passed": passes(drives),
         }
-        log(f"{architecture}: trained in {seconds:.0f} s, drives {json.dumps(summary['models'][architecture]['drives'])}")
+        log(
+            f"{architecture}: trained in {seconds:.0f} s, drives {json.dumps(summary['models'][architecture]['drives'])}"
+        )
     if set(bundles) >= {"fast", "linear", "pilotnet"}:
         args = ["scripts/bench.py", "infer", "--json"]
         for name in ("linear", "pilotnet", "fast"):
@@ -102,8 +149,9 @@ def sim_acceptance(out: Path, architectures: list[str], options: TrainOptions, t
     return summary
 
 
-def real_acceptance(tub: Path, out: Path, options: TrainOptions, train_stop: int = 800, test_stop: int = 1000,
-                    log=print) -> dict[str, Any]:
+def real_acceptance(
+    tub: Path, out: Path, options: TrainOptions, train_stop: int = 800, test_stop: int = 1000, log=print
+) -> dict[str, Any]:
     """Train on records [0, train_stop), test on [train_stop, test_stop) of one real tub."""
     frames, report = load_frames([tub], options.rules, options.workers, progress=False)
     before = np.flatnonzero(frames.indexes < train_stop)
@@ -111,13 +159,17 @@ def real_acceptance(tub: Path, out: Path, options: TrainOptions, train_stop: int
     known = frames.take(before)
     split_config = replace(options.split, fractions=(0.9, 0.1, 0.0))
     split = split_frames(known.sessions, split_config)
-    result = train(None, out, replace(options, split=split_config), frames=(known, report), split=split, log=log)
+    result = train(
+        None, out, replace(options, split=split_config), frames=(known, report), split=split, log=log
+    )
 
     from car.pilot import Pilot
 
     pilot = Pilot.load(out)
     test = frames.take(test_positions)
-    predicted = np.array([pilot.predict(to_model_input(image, pilot.card.input)[None])["angle"] for image in test.images])
+    predicted = np.array(
+        [pilot.predict(to_model_input(image, pilot.card.input)[None])["angle"] for image in test.images]
+    )
     train_mean = float(known.angles[split.train].mean())
     mse = float(np.mean((np.clip(predicted, -1, 1) - test.angles) ** 2))
     baseline = float(np.mean((train_mean - test.angles) ** 2))
@@ -126,7 +178,7 @@ def real_acceptance(tub: Path, out: Path, options: TrainOptions, train_stop: int
         "train_records": f"[0, {train_stop})",
         "test_records": f"[{train_stop}, {test_stop})",
         "split_sizes": split.sizes(),
-        "test_frames": int(len(test)),
+        "test_frames": len(test),
         "test_steering_mse": mse,
         "mean_baseline_mse": baseline,
         "ratio": mse / baseline,

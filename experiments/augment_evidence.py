@@ -19,9 +19,10 @@ The flip (mirror + negated steering) is the remedy, measured by the `flip` varia
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,10 +76,15 @@ class EvidencePlan:
 
     def conditions(self) -> list[Condition]:
         rows = [Condition(f"seed {self.train_seed}", "training track", self.train_seed)]
-        rows += [Condition(f"seed {self.train_seed} look {k}", "new look", self.train_seed, style_seed=k) for k in self.looks]
+        rows += [
+            Condition(f"seed {self.train_seed} look {k}", "new look", self.train_seed, style_seed=k)
+            for k in self.looks
+        ]
         rows += [Condition(f"seed {s}", "new track", s) for s in self.new_tracks]
         rows += [
-            Condition(f"seed {s} poor camera", "new track, poor camera", s, noise=8.0, blur=1.0, exposure=0.25)
+            Condition(
+                f"seed {s} poor camera", "new track, poor camera", s, noise=8.0, blur=1.0, exposure=0.25
+            )
             for s in self.poor_camera
         ]
         return rows
@@ -136,40 +142,64 @@ def run_evidence(plan: EvidencePlan, out: Path, log: Callable[[str], None] = pri
     out = Path(out)
     tub = out / "tubs" / f"seed{plan.train_seed}"
     if not tub.exists():
-        summary = record_tub(Simulation(Track.from_seed(plan.train_seed)), tub, laps=plan.train_laps,
-                             noise=plan.expert_noise, seed=plan.seed)
+        summary = record_tub(
+            Simulation(Track.from_seed(plan.train_seed)),
+            tub,
+            laps=plan.train_laps,
+            noise=plan.expert_noise,
+            seed=plan.seed,
+        )
         log(f"recorded {summary['records']} frames on seed {plan.train_seed} into {tub}")
     records = _tub_records(tub)
     labels = np.array([r["user/angle"] for r in records])
     throttle = float(np.mean([r["user/throttle"] for r in records]))
     conditions = plan.conditions()
-    straights = {c.name: straight_road_frames(c) for c in conditions if c.group in ("training track", "new track")}
+    straights = {
+        c.name: straight_road_frames(c) for c in conditions if c.group in ("training track", "new track")
+    }
 
     results: dict[str, Any] = {
         "plan": {k: v for k, v in plan.__dict__.items() if k != "variants"},
         "variants": {name: config.to_dict() for name, config in plan.variants.items()},
         "drive_throttle": throttle,
-        "training_labels": {"frames": len(labels), "mean_angle": float(labels.mean()),
-                            "share_right": float((labels > 0.02).mean()), "share_left": float((labels < -0.02).mean())},
+        "training_labels": {
+            "frames": len(labels),
+            "mean_angle": float(labels.mean()),
+            "share_right": float((labels > 0.02).mean()),
+            "share_left": float((labels < -0.02).mean()),
+        },
         "models": {},
     }
     variants = {name: (config, [tub]) for name, config in plan.variants.items()}
     if plan.style_dirs:
-        variants["default+style"] = (AugmentConfig(), [tub, *stylised_copies(tub, plan.style_dirs, out / "tubs", log)])
+        variants["default+style"] = (
+            AugmentConfig(),
+            [tub, *stylised_copies(tub, plan.style_dirs, out / "tubs", log)],
+        )
         results["variants"]["default+style"] = {**AugmentConfig().to_dict(), "styles": list(plan.style_dirs)}
     for name, (config, tubs) in variants.items():
         bundle = out / "models" / name
         if not (bundle / "model.json").exists():
-            options = TrainOptions(architecture=plan.architecture, augment=config,
-                                   fit=FitConfig(epochs=plan.epochs, seed=plan.seed, verbose=0))
+            options = TrainOptions(
+                architecture=plan.architecture,
+                augment=config,
+                fit=FitConfig(epochs=plan.epochs, seed=plan.seed, verbose=0),
+            )
             log(f"training variant {name!r} on {len(tubs)} tub(s) ...")
             train(tubs, bundle, options, log=lambda _: None)
         scores = {}
         for condition in conditions:
             result = drive(bundle, condition, plan.drive_laps, throttle)
-            scores[condition.name] = {"group": condition.group, **{k: result[k] for k in
-                                      ("autonomy", "mean_cte", "interventions", "laps", "completed", "elapsed_s")}}
-            log(f"  {name:>8} on {condition.name:<24} autonomy {result['autonomy']:.3f}  mean CTE {result['mean_cte']:.3f} m")
+            scores[condition.name] = {
+                "group": condition.group,
+                **{
+                    k: result[k]
+                    for k in ("autonomy", "mean_cte", "interventions", "laps", "completed", "elapsed_s")
+                },
+            }
+            log(
+                f"  {name:>8} on {condition.name:<24} autonomy {result['autonomy']:.3f}  mean CTE {result['mean_cte']:.3f} m"
+            )
         bias = {track: steering_bias(bundle, frames) for track, frames in straights.items()}
         results["models"][name] = {"scores": scores, "straight_bias": bias, "groups": _group_means(scores)}
         log(f"  {name:>8} mean steering on straights: " + ", ".join(f"{t} {b:+.3f}" for t, b in bias.items()))
@@ -180,7 +210,9 @@ def run_evidence(plan: EvidencePlan, out: Path, log: Callable[[str], None] = pri
     return results
 
 
-def stylised_copies(tub: Path, style_dirs: tuple[str, ...], folder: Path, log: Callable[[str], None]) -> list[Path]:
+def stylised_copies(
+    tub: Path, style_dirs: tuple[str, ...], folder: Path, log: Callable[[str], None]
+) -> list[Path]:
     """The training tub re-rendered in each style (kept between runs)."""
     from augment.style import Stylizer, read_card, stylize_tub
 
@@ -206,8 +238,11 @@ def _group_means(scores: dict[str, dict]) -> dict[str, dict[str, float]]:
     for row in scores.values():
         groups.setdefault(row["group"], []).append(row)
     return {
-        group: {"autonomy": float(np.mean([r["autonomy"] for r in rows])),
-                "mean_cte": float(np.mean([r["mean_cte"] for r in rows])), "drives": len(rows)}
+        group: {
+            "autonomy": float(np.mean([r["autonomy"] for r in rows])),
+            "mean_cte": float(np.mean([r["mean_cte"] for r in rows])),
+            "drives": len(rows),
+        }
         for group, rows in groups.items()
     }
 
@@ -217,26 +252,49 @@ def markdown(results: dict[str, Any]) -> str:
     models = results["models"]
     names = list(models)
     groups = list(next(iter(models.values()))["groups"])
-    lines = ["| where | " + " | ".join(f"{n}: autonomy / mean CTE (m)" for n in names) + " |",
-             "| --- |" + " --- |" * len(names)]
+    lines = [
+        "| where | " + " | ".join(f"{n}: autonomy / mean CTE (m)" for n in names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
     for group in groups:
-        cells = [f"{models[n]['groups'][group]['autonomy']:.3f} / {models[n]['groups'][group]['mean_cte']:.3f}" for n in names]
-        lines.append(f"| **{group}** (mean of {models[names[0]]['groups'][group]['drives']}) | " + " | ".join(cells) + " |")
+        cells = [
+            f"{models[n]['groups'][group]['autonomy']:.3f} / {models[n]['groups'][group]['mean_cte']:.3f}"
+            for n in names
+        ]
+        lines.append(
+            f"| **{group}** (mean of {models[names[0]]['groups'][group]['drives']}) | "
+            + " | ".join(cells)
+            + " |"
+        )
     lines += ["", "| condition | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for condition in next(iter(models.values()))["scores"]:
-        cells = [f"{models[n]['scores'][condition]['autonomy']:.3f} / {models[n]['scores'][condition]['mean_cte']:.3f}"
-                 for n in names]
+        cells = [
+            f"{models[n]['scores'][condition]['autonomy']:.3f} / {models[n]['scores'][condition]['mean_cte']:.3f}"
+            for n in names
+        ]
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     labels = results["training_labels"]
-    lines += ["", f"Training labels: {labels['frames']} frames, mean steering {labels['mean_angle']:+.3f}, "
-              f"{labels['share_right']:.0%} right / {labels['share_left']:.0%} left.", "",
-              "| mean predicted steering on straights | " + " | ".join(names) + " |",
-              "| --- |" + " --- |" * len(names)]
+    lines += [
+        "",
+        f"Training labels: {labels['frames']} frames, mean steering {labels['mean_angle']:+.3f}, "
+        f"{labels['share_right']:.0%} right / {labels['share_left']:.0%} left.",
+        "",
+        "| mean predicted steering on straights | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
     for track in results["straight_frames"]:
-        lines.append(f"| {track} ({results['straight_frames'][track]} frames) | "
-                     + " | ".join(f"{models[n]['straight_bias'][track]:+.3f}" for n in names) + " |")
-    lines.append("| **mean absolute bias** | " + " | ".join(
-        f"**{np.nanmean(np.abs(list(models[n]['straight_bias'].values()))):.3f}**" for n in names) + " |")
+        lines.append(
+            f"| {track} ({results['straight_frames'][track]} frames) | "
+            + " | ".join(f"{models[n]['straight_bias'][track]:+.3f}" for n in names)
+            + " |"
+        )
+    lines.append(
+        "| **mean absolute bias** | "
+        + " | ".join(
+            f"**{np.nanmean(np.abs(list(models[n]['straight_bias'].values()))):.3f}**" for n in names
+        )
+        + " |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -257,10 +315,14 @@ def plot(results: dict[str, Any], path: Path) -> Path:
         for i, name in enumerate(names):
             axis.bar(x + i * width, [models[name]["groups"][g][metric] for g in groups], width, label=name)
         axis.set_xticks(x + width * (len(names) - 1) / 2, groups, fontsize=8)
-        axis.set_title({"autonomy": "autonomy (higher is better)", "mean_cte": "mean |CTE|, m (lower is better)"}[metric])
+        axis.set_title(
+            {"autonomy": "autonomy (higher is better)", "mean_cte": "mean |CTE|, m (lower is better)"}[metric]
+        )
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, title="augmentation", loc="lower center", ncol=len(names))
-    figure.suptitle(f"trained on seed {results['plan']['train_seed']} only; driven closed-loop in the simulator")
+    figure.suptitle(
+        f"trained on seed {results['plan']['train_seed']} only; driven closed-loop in the simulator"
+    )
     figure.tight_layout(rect=(0, 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)

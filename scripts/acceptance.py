@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar acceptance` as a script, for those who type the old path: see `tubcar acceptance --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar augment-evidence` as a script, for those who type the old path: see `tubcar augment-evidence --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar bench` as a script, for those who type the old path: see `tubcar bench --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar calibrate` as a script, for those who type the old path: see `tubcar calibrate --help`."""
+
 import runpy
 import sys
 

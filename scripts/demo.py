@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar demo` as a script, for those who type the old path: see `tubcar demo --help`."""
+
 import runpy
 import sys
 

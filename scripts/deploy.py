@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar deploy` as a script, for those who type the old path: see `tubcar deploy --help`."""
+
 import runpy
 import sys
 

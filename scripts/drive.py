@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar drive` as a script, for those who type the old path: see `tubcar drive --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar export` as a script, for those who type the old path: see `tubcar export --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar models` as a script, for those who type the old path: see `tubcar models --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar search` as a script, for those who type the old path: see `tubcar search --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar sim` as a script, for those who type the old path: see `tubcar sim --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar stylize` as a script, for those who type the old path: see `tubcar stylize --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar train` as a script, for those who type the old path: see `tubcar train --help`."""
+
 import runpy
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """`tubcar tub` as a script, for those who type the old path: see `tubcar tub --help`."""
+
 import runpy
 import sys
 

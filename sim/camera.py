@@ -32,7 +32,9 @@ class CameraModel:
 
     def __post_init__(self) -> None:
         if not 10.0 <= self.fov_deg <= 150.0:
-            raise ValueError(f"CameraModel.fov_deg must be in [10, 150] for a pinhole camera, got {self.fov_deg}")
+            raise ValueError(
+                f"CameraModel.fov_deg must be in [10, 150] for a pinhole camera, got {self.fov_deg}"
+            )
         if not -10.0 <= self.pitch_deg < 80.0:
             raise ValueError(f"CameraModel.pitch_deg must be in [-10, 80), got {self.pitch_deg}")
         if self.height_m <= 0 or self.width < 8 or self.height < 8:

@@ -34,11 +34,23 @@ class ExpertCommand:
 class ExpertDriver:
     """Pure-pursuit driver for a track; call `command(state)` once per control step."""
 
-    def __init__(self, track: Track, vehicle: VehicleModel = VehicleModel(), *,
-                 max_speed_mps: float = 2.0, min_speed_mps: float = 0.8, max_lateral_accel: float = 2.0,
-                 lookahead_s: float = 0.35, min_lookahead_m: float = 0.45, preview_m: float = 1.5,
-                 noise: float = 0.0, noise_time_s: float = 0.6, noise_cte_fraction: float = 0.5,
-                 dt: float = 0.05, seed: int = 0) -> None:
+    def __init__(
+        self,
+        track: Track,
+        vehicle: VehicleModel = VehicleModel(),
+        *,
+        max_speed_mps: float = 2.0,
+        min_speed_mps: float = 0.8,
+        max_lateral_accel: float = 2.0,
+        lookahead_s: float = 0.35,
+        min_lookahead_m: float = 0.45,
+        preview_m: float = 1.5,
+        noise: float = 0.0,
+        noise_time_s: float = 0.6,
+        noise_cte_fraction: float = 0.5,
+        dt: float = 0.05,
+        seed: int = 0,
+    ) -> None:
         if noise < 0:
             raise ValueError(f"expert steering noise must be >= 0, got {noise}")
         self.track = track
@@ -59,8 +71,9 @@ class ExpertDriver:
         preview = max(1, int(preview_m / SPACING_M))
         curvature = np.abs(track.curvature)
         window = np.max(np.stack([np.roll(curvature, -k) for k in range(0, preview, 2)]), axis=0)
-        self._speed_limit = np.clip(np.sqrt(max_lateral_accel / np.maximum(window, 1e-6)),
-                                    min_speed_mps, self.max_speed_mps)
+        self._speed_limit = np.clip(
+            np.sqrt(max_lateral_accel / np.maximum(window, 1e-6)), min_speed_mps, self.max_speed_mps
+        )
 
     def reset(self) -> None:
         """Forget the position hint and the noise state (after the car was moved)."""
@@ -86,8 +99,9 @@ class ExpertDriver:
         throttle = min(max(throttle, -1.0), 1.0)
         applied = angle
         if self.noise > 0:
-            self._noise_value = (self._noise_value * self._noise_decay
-                                 + self._rng.normal(0.0, self.noise * math.sqrt(1 - self._noise_decay**2)))
+            self._noise_value = self._noise_value * self._noise_decay + self._rng.normal(
+                0.0, self.noise * math.sqrt(1 - self._noise_decay**2)
+            )
             if abs(where.cte) > self.noise_cte_limit_m:  # far enough off: let the expert recover
                 self._noise_value = 0.0
             applied = min(max(angle + self._noise_value, -1.0), 1.0)

@@ -62,5 +62,10 @@ class SimActuator:
 
     def status(self) -> dict:
         sim = self.sim
-        return {"laps": sim.laps, "interventions": sim.interventions, "cte_m": round(sim.cte, 3),
-                "speed_mps": round(sim.state.speed, 2), "progress": round(sim.progress, 3)}
+        return {
+            "laps": sim.laps,
+            "interventions": sim.interventions,
+            "cte_m": round(sim.cte, 3),
+            "speed_mps": round(sim.state.speed, 2),
+            "progress": round(sim.progress, 3),
+        }

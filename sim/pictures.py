@@ -25,10 +25,14 @@ def track_map(track: Track, size: int = 800) -> tuple[np.ndarray, np.ndarray]:
     arrow in the driving direction. Returns (RGB uint8 image, 3x3 world -> map pixel)."""
     topdown = render_topdown(track, px_per_m=40.0)
     min_x, min_y, max_x, max_y = track.bounds(margin_m=0.5)  # crop to the road and a little floor
-    (left, top), (right, bottom) = to_pixels(topdown.world_to_pixel, np.array([[min_x, max_y], [max_x, min_y]]))
+    (left, top), (right, bottom) = to_pixels(
+        topdown.world_to_pixel, np.array([[min_x, max_y], [max_x, min_y]])
+    )
     crop = np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]])
     scale = size / max(right - left, bottom - top)
-    image = cv2.resize(topdown.image[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    image = cv2.resize(
+        topdown.image[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
     world_to_map = np.diag([scale, scale, 1.0]) @ crop @ topdown.world_to_pixel
     x, y, heading = track.pose_at(0.0)
     start = to_pixels(world_to_map, np.array([[x, y]]))[0]

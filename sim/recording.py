@@ -33,8 +33,16 @@ TUB_FIELDS = {
 }
 
 
-def record_tub(sim: Simulation, out: str | Path, laps: int = 2, *, noise: float = 0.3, seed: int = 0,
-               max_seconds: float | None = None, progress: bool = True) -> dict[str, Any]:
+def record_tub(
+    sim: Simulation,
+    out: str | Path,
+    laps: int = 2,
+    *,
+    noise: float = 0.3,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Let the expert drive `laps` laps with steering `noise` and write every step to the
     tub at `out` (created, or appended to). Returns a summary of what was recorded."""
     from car.tub import TubWriter  # the tub writer is only needed when recording
@@ -53,12 +61,20 @@ def record_tub(sim: Simulation, out: str | Path, laps: int = 2, *, noise: float 
         "track_width_m": round(sim.track.width_m, 3),
         "expert_noise": noise,
         "dt_s": sim.dt,
-        "camera": {k: getattr(sim.camera, k) for k in ("height_m", "pitch_deg", "fov_deg", "width", "height", "forward_m")},
+        "camera": {
+            k: getattr(sim.camera, k)
+            for k in ("height_m", "pitch_deg", "fov_deg", "width", "height", "forward_m")
+        },
     }
     start_ms = int(time.time() * 1000)
     records = 0
-    bar = tqdm(total=laps, unit="lap", desc=f"record {sim.track.name}", disable=not progress,
-               bar_format="{l_bar}{bar}| {n:.2f}/{total} laps [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=laps,
+        unit="lap",
+        desc=f"record {sim.track.name}",
+        disable=not progress,
+        bar_format="{l_bar}{bar}| {n:.2f}/{total} laps [{elapsed}<{remaining}]",
+    )
     with TubWriter(out, list(TUB_FIELDS), list(TUB_FIELDS.values()), metadata=metadata) as writer:
         while sim.laps < laps and sim.time_s < max_seconds:
             if observation.intervened:  # that frame is off the road; the car now stands back on it
@@ -66,19 +82,21 @@ def record_tub(sim: Simulation, out: str | Path, laps: int = 2, *, noise: float 
                 observation = sim.observe()
             command = expert.command(sim.state)
             state = sim.state
-            writer.write({
-                channels.CAMERA_IMAGE: observation.image,
-                channels.USER_ANGLE: command.angle,
-                channels.USER_THROTTLE: command.throttle,
-                channels.USER_MODE: channels.MODE_USER,
-                channels.SIM_X: state.x,
-                channels.SIM_Y: state.y,
-                channels.SIM_YAW: state.yaw,
-                channels.SIM_SPEED: state.speed,
-                channels.SIM_CTE: observation.cte,
-                channels.SIM_TRACK: sim.track.name,
-                "_timestamp_ms": start_ms + int(round(sim.time_s * 1000)),
-            })
+            writer.write(
+                {
+                    channels.CAMERA_IMAGE: observation.image,
+                    channels.USER_ANGLE: command.angle,
+                    channels.USER_THROTTLE: command.throttle,
+                    channels.USER_MODE: channels.MODE_USER,
+                    channels.SIM_X: state.x,
+                    channels.SIM_Y: state.y,
+                    channels.SIM_YAW: state.yaw,
+                    channels.SIM_SPEED: state.speed,
+                    channels.SIM_CTE: observation.cte,
+                    channels.SIM_TRACK: sim.track.name,
+                    "_timestamp_ms": start_ms + int(round(sim.time_s * 1000)),
+                }
+            )
             records += 1
             observation = sim.step(command.applied_angle, command.throttle)
             bar.update(min(max(sim.progress, 0.0), laps) - bar.n)

@@ -44,8 +44,14 @@ class ImageEffects:
 class Renderer:
     """Renders `camera`'s view on `track`; builds the track's textures once at creation."""
 
-    def __init__(self, track: Track, camera: CameraModel, px_per_m: float = 100.0,
-                 effects: ImageEffects = ImageEffects(), seed: int = 0) -> None:
+    def __init__(
+        self,
+        track: Track,
+        camera: CameraModel,
+        px_per_m: float = 100.0,
+        effects: ImageEffects = ImageEffects(),
+        seed: int = 0,
+    ) -> None:
         self.track = track
         self.camera = camera
         self.effects = effects
@@ -68,8 +74,9 @@ class Renderer:
         # np.take(mode="wrap") wraps it round the panorama.
         self._columns_per_rad = self._columns / (2 * math.pi)
         self._column_offsets = (4 * math.pi - offsets) * self._columns_per_rad
-        backdrop = render_backdrop(track.style, self._floor_row, camera.horizon_row,
-                                   self._columns, camera.height - self._floor_row)
+        backdrop = render_backdrop(
+            track.style, self._floor_row, camera.horizon_row, self._columns, camera.height - self._floor_row
+        )
         self._room = _packed(backdrop.room)  # (floor_row, columns) uint32
         self._reflection = _packed(backdrop.reflection)  # (H - floor_row, columns) uint32
         self._reflection_now = np.empty((camera.height - self._floor_row, camera.width), np.uint32)
@@ -90,9 +97,15 @@ class Renderer:
         cos_yaw, sin_yaw = math.cos(state.yaw), math.sin(state.yaw)
         car_to_world = np.array([[cos_yaw, -sin_yaw, state.x], [sin_yaw, cos_yaw, state.y], [0.0, 0.0, 1.0]])
         for (first, last, texture, world_to_texture, image_to_car), rows in zip(self._bands, self._band_rows):
-            cv2.warpPerspective(texture, world_to_texture @ car_to_world @ image_to_car, (self.camera.width, last - first),
-                                dst=rows, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=self._floor_rgba)
+            cv2.warpPerspective(
+                texture,
+                world_to_texture @ car_to_world @ image_to_car,
+                (self.camera.width, last - first),
+                dst=rows,
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=self._floor_rgba,
+            )
         np.take(self._reflection, columns, axis=1, out=self._reflection_now, mode="wrap")
         floor = self._rgba[top:]
         cv2.add(floor, self._reflection_now.view(np.uint8).reshape(floor.shape), dst=floor)
@@ -126,10 +139,15 @@ class Renderer:
         full = cv2.cvtColor(topdown.image, cv2.COLOR_RGB2RGBA)
         half = cv2.resize(full, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
         bands = []
-        for first, last, texture, scale in ((self._floor_row, split, half, 0.5), (split, camera.height, full, 1.0)):
+        for first, last, texture, scale in (
+            (self._floor_row, split, half, 0.5),
+            (split, camera.height, full, 1.0),
+        ):
             if last > first:
                 world_to_texture = np.diag([scale, scale, 1.0]) @ topdown.world_to_pixel
-                shift = np.array([[1.0, 0, 0], [0, 1.0, first], [0, 0, 1.0]])  # band row 0 = image row `first`
+                shift = np.array(
+                    [[1.0, 0, 0], [0, 1.0, first], [0, 0, 1.0]]
+                )  # band row 0 = image row `first`
                 bands.append((first, last, texture, world_to_texture, image_to_car @ shift))
         return bands
 
@@ -149,7 +167,8 @@ class Renderer:
 
 def _packed(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W) uint32 holding RGBA bytes (alpha 0), for fast gathers."""
-    rgba = np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA) if rgb.size else
-                                np.zeros(rgb.shape[:2] + (4,), np.uint8))
+    rgba = np.ascontiguousarray(
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA) if rgb.size else np.zeros(rgb.shape[:2] + (4,), np.uint8)
+    )
     rgba[:, :, 3] = 0
     return np.ascontiguousarray(rgba.view(np.uint32)[:, :, 0])

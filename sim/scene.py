@@ -39,7 +39,9 @@ def render_topdown(track: Track, px_per_m: float = 100.0) -> TopDown:
     min_x, min_y, max_x, max_y = track.bounds(FLOOR_MARGIN_M)
     width = int(math.ceil((max_x - min_x) * px_per_m))
     height = int(math.ceil((max_y - min_y) * px_per_m))
-    world_to_pixel = np.array([[px_per_m, 0.0, -min_x * px_per_m], [0.0, -px_per_m, max_y * px_per_m], [0, 0, 1]])
+    world_to_pixel = np.array(
+        [[px_per_m, 0.0, -min_x * px_per_m], [0.0, -px_per_m, max_y * px_per_m], [0, 0, 1]]
+    )
 
     def pixels(points: np.ndarray) -> np.ndarray:  # (N, 2) metres -> (N, 1, 2) int32 for cv2
         uv = points @ world_to_pixel[:2, :2].T + world_to_pixel[:2, 2]
@@ -60,16 +62,26 @@ def render_topdown(track: Track, px_per_m: float = 100.0) -> TopDown:
     centre = np.zeros((height, width), np.uint8)
     inset = (track.width_m - style.edge_width_m) / 2.0
     for edge in _offset_lines(track, inset):
-        cv2.polylines(markings, [pixels(edge)], True, 255, thickness(style.edge_width_m), cv2.LINE_AA, _SUBPIXEL)
+        cv2.polylines(
+            markings, [pixels(edge)], True, 255, thickness(style.edge_width_m), cv2.LINE_AA, _SUBPIXEL
+        )
     for dash in _dashes(track, style.dash_m, style.gap_m):
-        cv2.polylines(centre, [pixels(dash)], False, 255, thickness(style.centre_width_m), cv2.LINE_AA, _SUBPIXEL)
+        cv2.polylines(
+            centre, [pixels(dash)], False, 255, thickness(style.centre_width_m), cv2.LINE_AA, _SUBPIXEL
+        )
     for mask, rgb in ((markings, style.edge_rgb), (centre, style.centre_rgb)):
         painted = np.count_nonzero(mask)
-        worn = np.asarray(rgb, np.float32) - rng.uniform(0, 18, (painted, 1)).astype(np.float32)  # uneven tape
+        worn = np.asarray(rgb, np.float32) - rng.uniform(0, 18, (painted, 1)).astype(
+            np.float32
+        )  # uneven tape
         _blend(canvas, mask, worn)
 
     canvas *= _lighting(rng, (height, width), style)
-    floor_lit = np.clip(np.asarray(style.floor_rgb) * style.brightness * np.asarray(style.tint) * (1 - style.light_falloff), 0, 255)
+    floor_lit = np.clip(
+        np.asarray(style.floor_rgb) * style.brightness * np.asarray(style.tint) * (1 - style.light_falloff),
+        0,
+        255,
+    )
     image = np.clip(canvas, 0, 255).astype(np.uint8)
     return TopDown(image, world_to_pixel, px_per_m, tuple(int(v) for v in floor_lit))
 
@@ -86,8 +98,10 @@ def _offset_lines(track: Track, offset: float) -> tuple[np.ndarray, np.ndarray]:
     """The centre line moved `offset` metres to its left and right; two (N, 2) arrays."""
     left, right = track.edges()
     half = track.width_m / 2.0
-    return (track.points + (left - track.points) * offset / half,
-            track.points + (right - track.points) * offset / half)
+    return (
+        track.points + (left - track.points) * offset / half,
+        track.points + (right - track.points) * offset / half,
+    )
 
 
 def _dashes(track: Track, dash_m: float, gap_m: float) -> list[np.ndarray]:
@@ -103,14 +117,17 @@ def _dashes(track: Track, dash_m: float, gap_m: float) -> list[np.ndarray]:
     return pieces
 
 
-def _surface_texture(rng: np.random.Generator, shape: tuple[int, int], px_per_m: float,
-                     style: TrackStyle) -> np.ndarray:
+def _surface_texture(
+    rng: np.random.Generator, shape: tuple[int, int], px_per_m: float, style: TrackStyle
+) -> np.ndarray:
     """Additive floor texture (H, W, 1): fine grain, soft stains and optional tile seams."""
     height, width = shape
     grain = rng.standard_normal((height, width), dtype=np.float32) * np.float32(style.grain)
     grain = cv2.GaussianBlur(grain, (3, 3), 0.8)
     coarse = rng.normal(0.0, 1.0, (max(2, int(height / px_per_m * 2)), max(2, int(width / px_per_m * 2))))
-    stains = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC) * style.blotch
+    stains = (
+        cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC) * style.blotch
+    )
     texture = grain + stains
     if style.tiles_m > 0:
         step = style.tiles_m * px_per_m
@@ -121,19 +138,23 @@ def _surface_texture(rng: np.random.Generator, shape: tuple[int, int], px_per_m:
     return texture[:, :, None]
 
 
-def _room_shell(rng: np.random.Generator, style: TrackStyle, height: int, horizon_row: float,
-                columns: int) -> np.ndarray:
+def _room_shell(
+    rng: np.random.Generator, style: TrackStyle, height: int, horizon_row: float, columns: int
+) -> np.ndarray:
     """(height, columns, 3) float: ceiling fading into the wall, pillars and a beam."""
     wall_top = horizon_row - rng.uniform(6, 16)  # where the wall meets the ceiling, in rows
     blend = np.clip((np.arange(height, dtype=np.float32) - wall_top + 4) / 8.0, 0, 1)[:, None, None]
     room = np.empty((height, columns, 3), np.float32)
-    room[:] = np.asarray(style.ceiling_rgb, np.float32) * (1 - blend) + np.asarray(style.wall_rgb, np.float32) * blend
+    room[:] = (
+        np.asarray(style.ceiling_rgb, np.float32) * (1 - blend)
+        + np.asarray(style.wall_rgb, np.float32) * blend
+    )
     room += rng.standard_normal((height, columns, 1), dtype=np.float32) * 3.0
     for _ in range(int(rng.integers(2, 8))):  # pillars from floor to ceiling
         left, width = int(rng.integers(columns)), int(rng.integers(2, 6))
-        room[:, left:left + width] *= rng.uniform(0.6, 1.4)
+        room[:, left : left + width] *= rng.uniform(0.6, 1.4)
     beam = int(rng.uniform(0, max(1, wall_top)))
-    room[beam:beam + 2] *= 0.6
+    room[beam : beam + 2] *= 0.6
     return room
 
 
@@ -141,27 +162,38 @@ def _paint_object(rng: np.random.Generator, room: np.ndarray, floor_line: int) -
     """One person, table, cone or wall panel standing on the floor line, in muted colours."""
     columns = room.shape[1]
     left = int(rng.integers(columns - 32))
-    muted = np.full(3, rng.uniform(40, 200), np.float32) * 0.6 + rng.uniform(20, 240, 3).astype(np.float32) * 0.4
+    muted = (
+        np.full(3, rng.uniform(40, 200), np.float32) * 0.6 + rng.uniform(20, 240, 3).astype(np.float32) * 0.4
+    )
     kind = rng.choice(["person", "table", "cone", "panel"], p=[0.45, 0.25, 0.2, 0.1])
     if kind == "person":
         width, tall = int(rng.integers(4, 8)), int(rng.uniform(14, 34))
         top = max(0, floor_line - tall)
-        room[top + 3:floor_line, left:left + width] = muted
-        cv2.circle(room, (left + width // 2, top + 2), max(1, width // 2), tuple(rng.uniform(120, 200, 3)), -1, cv2.LINE_AA)
+        room[top + 3 : floor_line, left : left + width] = muted
+        cv2.circle(
+            room,
+            (left + width // 2, top + 2),
+            max(1, width // 2),
+            tuple(rng.uniform(120, 200, 3)),
+            -1,
+            cv2.LINE_AA,
+        )
     elif kind == "table":
         width, tall = int(rng.integers(8, 30)), int(rng.uniform(4, 10))
-        room[max(0, floor_line - tall):floor_line - tall + 2, left:left + width] = muted
-        room[max(0, floor_line - tall):floor_line, left:left + 2] = muted * 0.7
-        room[max(0, floor_line - tall):floor_line, left + width - 2:left + width] = muted * 0.7
+        room[max(0, floor_line - tall) : floor_line - tall + 2, left : left + width] = muted
+        room[max(0, floor_line - tall) : floor_line, left : left + 2] = muted * 0.7
+        room[max(0, floor_line - tall) : floor_line, left + width - 2 : left + width] = muted * 0.7
     elif kind == "cone":
         width = int(rng.integers(3, 6))
         tall = width + 2
-        triangle = np.array([[left, floor_line], [left + width, floor_line], [left + width / 2, floor_line - tall]])
+        triangle = np.array(
+            [[left, floor_line], [left + width, floor_line], [left + width / 2, floor_line - tall]]
+        )
         cv2.fillPoly(room, [np.round(triangle).astype(np.int32)], (235, 150, 30), cv2.LINE_AA)
     else:
         width, tall = int(rng.integers(15, 32)), int(rng.uniform(10, 20))
         bottom = floor_line - int(rng.uniform(2, 8))
-        room[max(0, bottom - tall):bottom, left:left + width] = np.clip(muted + 60, 0, 255)
+        room[max(0, bottom - tall) : bottom, left : left + width] = np.clip(muted + 60, 0, 255)
 
 
 def _lighting(rng: np.random.Generator, shape: tuple[int, int], style: TrackStyle) -> np.ndarray:
@@ -188,7 +220,9 @@ class Backdrop:
     reflection: np.ndarray
 
 
-def render_backdrop(style: TrackStyle, rows: int, horizon_row: float, columns: int, floor_rows: int) -> Backdrop:
+def render_backdrop(
+    style: TrackStyle, rows: int, horizon_row: float, columns: int, floor_rows: int
+) -> Backdrop:
     """Paint the room: dark ceiling with rows of lights, walls, pillars, and people, tables
     and traffic cones standing where the far floor meets the wall."""
     rng = np.random.default_rng(style.texture_seed + 1)

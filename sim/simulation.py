@@ -42,9 +42,18 @@ OFF_TRACK_MARGIN_M = 0.1  # the car has left the road when |CTE| > half the widt
 class Simulation:
     """Track + vehicle + camera, stepped at a fixed period."""
 
-    def __init__(self, track: Track, vehicle: VehicleModel = VehicleModel(), camera: CameraModel = CameraModel(),
-                 *, dt: float = DEFAULT_DT, effects: ImageEffects = ImageEffects(),
-                 off_track_margin_m: float = OFF_TRACK_MARGIN_M, px_per_m: float = 100.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        track: Track,
+        vehicle: VehicleModel = VehicleModel(),
+        camera: CameraModel = CameraModel(),
+        *,
+        dt: float = DEFAULT_DT,
+        effects: ImageEffects = ImageEffects(),
+        off_track_margin_m: float = OFF_TRACK_MARGIN_M,
+        px_per_m: float = 100.0,
+        seed: int = 0,
+    ) -> None:
         if dt <= 0:
             raise ValueError(f"simulation dt must be positive, got {dt}")
         self.track = track
@@ -138,4 +147,3 @@ class Simulation:
             time_s=self.time_s,
             intervened=intervened,
         )
-

@@ -62,7 +62,9 @@ class TrackStyle:
         if rng.random() < 0.5:
             road = floor  # tape on the floor
         else:  # a painted or matted road surface, visibly different from the floor
-            shift = (-1 if rng.random() < 0.7 else 1) * rng.uniform(25, 45)  # mostly darker: markings stand out
+            shift = (-1 if rng.random() < 0.7 else 1) * rng.uniform(
+                25, 45
+            )  # mostly darker: markings stand out
             road = _muted(_jitter(rng, tuple(np.clip(np.array(floor) + shift, 20, 150)), 8))
         edge_grey = int(rng.uniform(215, 250))
         return cls(

@@ -53,7 +53,9 @@ class Track:
     def __post_init__(self) -> None:
         points = np.asarray(self.points, dtype=np.float64)
         if points.ndim != 2 or points.shape[1] != 2 or len(points) < 8:
-            raise ValueError(f"a track needs at least 8 centre-line points of shape (N, 2), got {points.shape}")
+            raise ValueError(
+                f"a track needs at least 8 centre-line points of shape (N, 2), got {points.shape}"
+            )
         if not np.all(np.isfinite(points)):
             raise ValueError("track centre line has non-finite points")
         if not self.width_m > 0:
@@ -71,7 +73,9 @@ class Track:
             self.name = f"seed {self.seed}" if self.seed is not None else "track"
         # For `locate`: plain-Python copies (fast scalar access) and a wrapped, padded line.
         self._window_half = int(_SEARCH_WINDOW_M / SPACING_M)
-        self._padded = np.concatenate([self.points[-self._window_half:], self.points, self.points[: self._window_half]])
+        self._padded = np.concatenate(
+            [self.points[-self._window_half :], self.points, self.points[: self._window_half]]
+        )
         self._point_list = self.points.tolist()
         self._tangent_list = self._tangent.tolist()
         self._segment_length_list = self._segment_length.tolist()
@@ -109,8 +113,13 @@ class Track:
             raise ValueError(f"{path}: unknown track format {data['format']!r}, expected {TRACK_FORMAT!r}")
         try:
             style = TrackStyle.from_dict(data.get("style", {}))
-            return cls(np.asarray(data["points"], dtype=np.float64), float(data["width_m"]), style,
-                       seed=data.get("seed"), name=data.get("name", path.stem))
+            return cls(
+                np.asarray(data["points"], dtype=np.float64),
+                float(data["width_m"]),
+                style,
+                seed=data.get("seed"),
+                name=data.get("name", path.stem),
+            )
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err}") from err
 
@@ -200,7 +209,9 @@ def _rounded_polygon(rng: np.random.Generator, width: float) -> np.ndarray | Non
     corners = int(rng.integers(5, 11))
     angles = (np.arange(corners) + rng.uniform(-0.35, 0.35, corners)) * 2 * math.pi / corners
     dented = rng.random(corners) < 0.4  # a corner pulled inwards: the road bends back, an S-bend
-    radii = rng.uniform(5.0, 7.5) * np.where(dented, rng.uniform(0.35, 0.6, corners), rng.uniform(0.8, 1.0, corners))
+    radii = rng.uniform(5.0, 7.5) * np.where(
+        dented, rng.uniform(0.35, 0.6, corners), rng.uniform(0.8, 1.0, corners)
+    )
     vertices = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)  # (K, 2)
     vertices[:, 0] *= rng.uniform(1.0, 1.8)  # long tracks as well as round ones
     incoming = vertices - np.roll(vertices, 1, axis=0)

@@ -18,7 +18,7 @@ from tubcar import cli
 
 pytest.importorskip("tensorflow")
 
-from augment.style import (  # noqa: E402  (after the TensorFlow check)
+from augment.style import (
     ORIGIN_KEY,
     NetworkSpec,
     StyleError,
@@ -31,7 +31,7 @@ from augment.style import (  # noqa: E402  (after the TensorFlow check)
     save_style,
     stylize_tub,
 )
-from augment.style.loss import resolve_vgg_weights  # noqa: E402
+from augment.style.loss import resolve_vgg_weights
 
 REPO = Path(__file__).resolve().parents[1]
 STYLES = REPO / "data" / "styles"
@@ -48,7 +48,9 @@ def small_tub(tmp_path: Path, real_records: list[dict]) -> Path:
     """A 24-record tub of real frames written by our own writer."""
     path = tmp_path / "source"
     fields = [CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE, USER_MODE]
-    with TubWriter(path, fields, ["image_array", "float", "float", "str"], metadata={"track": "warehouse"}) as writer:
+    with TubWriter(
+        path, fields, ["image_array", "float", "float", "str"], metadata={"track": "warehouse"}
+    ) as writer:
         for record in real_records:
             writer.write({key: record[key] for key in fields} | {"_timestamp_ms": record["_timestamp_ms"]})
     return path
@@ -150,9 +152,21 @@ def test_missing_vgg_weights_explain_how_to_get_them(tmp_path, monkeypatch):
 def test_stylize_cli_stops_with_the_weights_error_before_any_work(tmp_path, small_tub):
     env = {**os.environ, "KERAS_HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "stylize.py"), "train", "--style", str(STYLES / "mosaic.png"),
-         "--tub", str(small_tub), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "stylize.py"),
+            "train",
+            "--style",
+            str(STYLES / "mosaic.png"),
+            "--tub",
+            str(small_tub),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "VGG16 weights not found" in result.stderr and "--vgg-weights PATH" in result.stderr
@@ -165,13 +179,40 @@ def run_stylize(monkeypatch, capsys, *args: str) -> str:
     return capsys.readouterr().out
 
 
-def test_stylize_cli_trains_a_style_whose_loss_falls_then_applies_it(tmp_path, small_tub, monkeypatch, capsys):
+def test_stylize_cli_trains_a_style_whose_loss_falls_then_applies_it(
+    tmp_path, small_tub, monkeypatch, capsys
+):
     style_dir, styled = tmp_path / "style", tmp_path / "styled"
     printed = run_stylize(
-        monkeypatch, capsys, "train", "--style", str(STYLES / "brushstrokes.png"), "--tub", str(small_tub),
-        "--out", str(style_dir), "--vgg-weights", "random", "--steps", "12", "--batch-size", "2",
-        "--learning-rate", "5e-3", "--style-size", "48", "--max-frames", "16", "--content-scale", "0.3",
-        "--filters", "4", "8", "8", "--residual-blocks", "1",
+        monkeypatch,
+        capsys,
+        "train",
+        "--style",
+        str(STYLES / "brushstrokes.png"),
+        "--tub",
+        str(small_tub),
+        "--out",
+        str(style_dir),
+        "--vgg-weights",
+        "random",
+        "--steps",
+        "12",
+        "--batch-size",
+        "2",
+        "--learning-rate",
+        "5e-3",
+        "--style-size",
+        "48",
+        "--max-frames",
+        "16",
+        "--content-scale",
+        "0.3",
+        "--filters",
+        "4",
+        "8",
+        "8",
+        "--residual-blocks",
+        "1",
     )
     assert f"wrote style 'brushstrokes' to {style_dir}" in printed
     card = json.loads((style_dir / "style.json").read_text())
@@ -181,7 +222,8 @@ def test_stylize_cli_trains_a_style_whose_loss_falls_then_applies_it(tmp_path, s
     assert len(totals) == 12 and all(np.isfinite(totals))
     assert np.mean(totals[-3:]) < 0.8 * np.mean(totals[:3])  # the perceptual loss falls
 
-    printed = run_stylize(monkeypatch, capsys, "apply", "--style", str(style_dir), "--tub", str(small_tub),
-                          "--out", str(styled))
+    printed = run_stylize(
+        monkeypatch, capsys, "apply", "--style", str(style_dir), "--tub", str(small_tub), "--out", str(styled)
+    )
     assert "wrote 24 stylised frames (brushstrokes)" in printed
     assert len(Tub(styled)) == 24 and Tub(styled).metadata[ORIGIN_KEY]["style"] == "brushstrokes"

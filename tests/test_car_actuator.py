@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("adafruit_pca9685", reason="pip install adafruit-circuitpython-pca9685 (dev extra)")
 
-from car.actuator import PwmBoard, PwmDrive  # noqa: E402
-from car.calibration import Calibrator, write_calibration  # noqa: E402
-from car.config import load_config  # noqa: E402
+from car.actuator import PwmBoard, PwmDrive
+from car.calibration import Calibrator, write_calibration
+from car.config import load_config
 
 MODE1, PRE_SCALE, LED0_ON_L = 0x00, 0xFE, 0x06
 MODE1_SLEEP, MODE1_AI = 0x10, 0x20
@@ -66,8 +66,9 @@ class FakePCA9685Bus:
         self._check(address)
         raise OSError("reads need a register pointer")
 
-    def writeto_then_readfrom(self, address, out_buffer, in_buffer, *, out_start=0, out_end=None,
-                              in_start=0, in_end=None):
+    def writeto_then_readfrom(
+        self, address, out_buffer, in_buffer, *, out_start=0, out_end=None, in_start=0, in_end=None
+    ):
         self._check(address)
         register = bytes(out_buffer[out_start:out_end])[0]
         end = len(in_buffer) if in_end is None else in_end
@@ -150,8 +151,9 @@ def test_arming_plays_the_sequence_then_neutral():
     drive = make_drive(bus, arming=[(1000.0, 0.5), (1500.0, 1.0)])
     bus.writes.clear()
     drive.arm(sleep=sleeps.append)
-    throttle_offs = [int.from_bytes(payload[2:4], "little") for register, payload in bus.writes
-                     if register == LED0_ON_L]
+    throttle_offs = [
+        int.from_bytes(payload[2:4], "little") for register, payload in bus.writes if register == LED0_ON_L
+    ]
     assert throttle_offs == [datasheet_ticks(p, 60) for p in (1000, 1500, 1500)]
     assert sleeps == [0.5, 1.0]
     assert bus.led(1) == (0, datasheet_ticks(1500, 60))
@@ -161,7 +163,7 @@ def test_calibrator_steps_pulses_and_writes_config(tmp_path):
     bus = FakePCA9685Bus()
     board = PwmBoard(bus, frequency_hz=60)
     config_path = tmp_path / "car.toml"
-    config_path.write_text("# my car\nname = \"red\"\n\n[steering]\nchannel = 1 # servo\n")
+    config_path.write_text('# my car\nname = "red"\n\n[steering]\nchannel = 1 # servo\n')
     calibrator = Calibrator(board, channel=1, start_us=1500)
     for command in ["+100", "+100", "+50", "-10"]:
         calibrator.apply(command)
@@ -178,5 +180,9 @@ def test_calibrator_steps_pulses_and_writes_config(tmp_path):
     text = config_path.read_text()
     assert "# my car" in text and "# servo" in text, "comments survive"
     config = load_config(config_path)
-    assert (config.steering.left_us, config.steering.centre_us, config.steering.right_us) == (1740, 1500, 1210)
+    assert (config.steering.left_us, config.steering.centre_us, config.steering.right_us) == (
+        1740,
+        1500,
+        1210,
+    )
     assert config.name == "red"

@@ -17,8 +17,16 @@ from car.tub import Tub
 from car.vehicle import build_car
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,7 +71,9 @@ def wait_for(condition, timeout_s=5.0, what="condition"):
 def test_joystick_drives_the_sim_car_and_recording_writes_a_tub(browser, sim_car, tmp_path):
     page = browser.new_page(viewport={"width": 420, "height": 900}, has_touch=True)
     page.goto(sim_car.url)
-    page.wait_for_function("document.getElementById('connection').textContent === 'connected'", timeout=10_000)
+    page.wait_for_function(
+        "document.getElementById('connection').textContent === 'connected'", timeout=10_000
+    )
     # the page's 20 Hz stick stream keeps the controller alive, so the failsafe clears
     wait_for(lambda: sim_car.loop.memory.get(ch.FAILSAFE) == "", what="failsafe to clear")
     page.wait_for_function("document.getElementById('failsafe').hidden")
@@ -73,7 +83,9 @@ def test_joystick_drives_the_sim_car_and_recording_writes_a_tub(browser, sim_car
     centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(centre_x, centre_y)
     page.mouse.down()
-    page.mouse.move(centre_x + box["width"] * 0.1, box["y"] + box["height"] * 0.1, steps=5)  # forward, a bit right
+    page.mouse.move(
+        centre_x + box["width"] * 0.1, box["y"] + box["height"] * 0.1, steps=5
+    )  # forward, a bit right
     wait_for(lambda: sim_car.sim.state.speed > 0.5, timeout_s=5, what="the simulated car to speed up")
     user_throttle = sim_car.loop.memory[ch.USER_THROTTLE]
     assert 0.7 < user_throttle <= 1.0, user_throttle
@@ -92,9 +104,16 @@ def test_joystick_drives_the_sim_car_and_recording_writes_a_tub(browser, sim_car
 
     # a phone: a finger drags the knob left and down (reverse), through real touch events
     touch = page.context.new_cdp_session(page)
-    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": centre_x, "y": centre_y}]})
-    touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
-        {"x": centre_x - box["width"] * 0.3, "y": centre_y + box["height"] * 0.2}]})
+    touch.send(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": centre_x, "y": centre_y}]}
+    )
+    touch.send(
+        "Input.dispatchTouchEvent",
+        {
+            "type": "touchMove",
+            "touchPoints": [{"x": centre_x - box["width"] * 0.3, "y": centre_y + box["height"] * 0.2}],
+        },
+    )
     wait_for(lambda: sim_car.loop.memory[ch.USER_ANGLE] < -0.5, what="touch steering")
     assert sim_car.loop.memory[ch.USER_THROTTLE] == pytest.approx(-0.4, abs=0.05)
     touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
@@ -115,8 +134,9 @@ def test_joystick_drives_the_sim_car_and_recording_writes_a_tub(browser, sim_car
 def test_bad_token_is_refused(browser, sim_car):
     page = browser.new_page()
     page.goto(sim_car.url.replace(sim_car.controller.token, "not-the-token"))
-    page.wait_for_function("document.getElementById('connection').textContent.startsWith('refused')",
-                           timeout=10_000)
+    page.wait_for_function(
+        "document.getElementById('connection').textContent.startsWith('refused')", timeout=10_000
+    )
     assert sim_car.controller.state.last_message is None
     base = sim_car.url.split("/?")[0]
     assert page.request.get(f"{base}/video?token=nope").status == 403

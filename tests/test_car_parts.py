@@ -126,8 +126,9 @@ def test_web_message_modes_match_the_channels():
 def test_gamepad_reads_linux_js_events_from_the_device(tmp_path):
     fifo = tmp_path / "js0"
     os.mkfifo(fifo)
-    pad = GamepadController(str(fifo), steering_axis=0, throttle_axis=1, mode_button=3, record_button=0,
-                            stop_button=1)
+    pad = GamepadController(
+        str(fifo), steering_axis=0, throttle_axis=1, mode_button=3, record_button=0, stop_button=1
+    )
     thread = threading.Thread(target=pad.update, daemon=True)
     thread.start()
     with open(fifo, "wb", buffering=0) as device:
@@ -245,7 +246,9 @@ def test_pi_camera_gives_rgb_frames_stamped_by_the_sensor(monkeypatch):
     frame, stamp = camera.run()
     camera.shutdown()
     thread.join(timeout=5)
-    assert frame.shape == (120, 160, 3) and frame[..., 0].mean() == 200 and frame[..., 2].mean() == 0, "RGB, copied"
+    assert frame.shape == (120, 160, 3) and frame[..., 0].mean() == 200 and frame[..., 2].mean() == 0, (
+        "RGB, copied"
+    )
     assert stamp == pytest.approx(sensor_s, abs=1e-6) and stamp < time.monotonic() - 0.02
 
 

@@ -46,8 +46,13 @@ def bundles(tmp_path_factory):
     frames = np.random.default_rng(0).integers(0, 256, (8, 120, 160, 3), np.uint8)
     inputs = np.stack([to_model_input(frame, spec) for frame in frames])  # (8, 40, 80, 3)
     root = tmp_path_factory.mktemp("bundles")
-    quiet = {"architecture": "fast", "representative": inputs, "parity_inputs": inputs,
-             "quantization": "float32", "log": lambda *_: None}
+    quiet = {
+        "architecture": "fast",
+        "representative": inputs,
+        "parity_inputs": inputs,
+        "quantization": "float32",
+        "log": lambda *_: None,
+    }
     export_bundle(model, spec, root / "fast", **quiet)
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
     export_bundle(model, spec, root / "nan", **quiet)
@@ -155,16 +160,25 @@ def test_web_protocol_rejects_bad_messages_and_clamps():
                 assert refused.value.status == 403
             async with session.ws_connect(f"{base}?token={controller.token}") as ws:
                 replies = []
-                for bad in ['{"angle": NaN}', '{"angle": 1e999}', "[0.1, 0.2]", "drive!", '{"steer": 0.1}',
-                            '{"throttle": "0.5"}', '{"mode": "turbo"}', '{"recording": 1}']:
+                for bad in [
+                    '{"angle": NaN}',
+                    '{"angle": 1e999}',
+                    "[0.1, 0.2]",
+                    "drive!",
+                    '{"steer": 0.1}',
+                    '{"throttle": "0.5"}',
+                    '{"mode": "turbo"}',
+                    '{"recording": 1}',
+                ]:
                     await ws.send_str(bad)
                     replies.append(await reply(ws))
                 await ws.send_bytes(b"\x00")
                 replies.append(await reply(ws))
                 assert all("error" in reply for reply in replies), replies
                 assert controller.run(None)[5] is None, "no rejected message counts as a heartbeat"
-                await ws.send_json({"angle": -7, "throttle": 3.5, "throttle_cap": 2, "mode": "local",
-                                    "recording": True})
+                await ws.send_json(
+                    {"angle": -7, "throttle": 3.5, "throttle_cap": 2, "mode": "local", "recording": True}
+                )
                 await asyncio.sleep(0.2)
                 assert controller.run(None)[:5] == (-1.0, 1.0, ch.MODE_LOCAL, True, 1.0)
                 status = await ws.receive_json(timeout=2)
@@ -259,12 +273,32 @@ def test_pilot_raising_forces_neutral_then_stops_the_car(bundles):
     sim = make_simulation(2, rate_hz=50, width=128, height=96)
     loop = Loop(rate_hz=50, max_consecutive_faults=5)
     loop.add(SimCamera(sim), outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP], name="camera")
-    loop.add(PilotPart(Pilot.load(bundles[0])), inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
-             outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE], name="pilot", defaults={ch.USER_MODE: ch.MODE_LOCAL})
-    loop.add(Mixer(), inputs=[ch.USER_MODE, ch.USER_ANGLE, ch.USER_THROTTLE, ch.PILOT_ANGLE, ch.PILOT_THROTTLE,
-                              ch.THROTTLE_CAP], outputs=[ch.ANGLE, ch.THROTTLE],
-             defaults={ch.USER_ANGLE: 0.0, ch.USER_THROTTLE: 0.0, ch.THROTTLE_CAP: 1.0,
-                       ch.PILOT_ANGLE: 0.5, ch.PILOT_THROTTLE: 0.5})
+    loop.add(
+        PilotPart(Pilot.load(bundles[0])),
+        inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
+        outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE],
+        name="pilot",
+        defaults={ch.USER_MODE: ch.MODE_LOCAL},
+    )
+    loop.add(
+        Mixer(),
+        inputs=[
+            ch.USER_MODE,
+            ch.USER_ANGLE,
+            ch.USER_THROTTLE,
+            ch.PILOT_ANGLE,
+            ch.PILOT_THROTTLE,
+            ch.THROTTLE_CAP,
+        ],
+        outputs=[ch.ANGLE, ch.THROTTLE],
+        defaults={
+            ch.USER_ANGLE: 0.0,
+            ch.USER_THROTTLE: 0.0,
+            ch.THROTTLE_CAP: 1.0,
+            ch.PILOT_ANGLE: 0.5,
+            ch.PILOT_THROTTLE: 0.5,
+        },
+    )
     actuator = loop.add(SimActuator(sim), inputs=[ch.ANGLE, ch.THROTTLE], name="actuator", critical=True)
     with pytest.raises(LoopFault, match=r"'pilot' failed 5 ticks in a row: ValueError: frame is 128x96"):
         loop.run(max_ticks=100)
@@ -275,16 +309,35 @@ def test_pilot_raising_forces_neutral_then_stops_the_car(bundles):
 def test_model_for_another_camera_size_is_refused_at_build(tmp_path, bundles):
     config = sim_config(tmp_path)
     config.camera.width, config.camera.height = 320, 240
-    with pytest.raises(BundleError, match="expects 160x120 camera frames but camera.width/height are 320x240"):
+    with pytest.raises(
+        BundleError, match="expects 160x120 camera frames but camera.width/height are 320x240"
+    ):
         build_car(config, model_dir=bundles[0], sim_seed=1)
 
 
 def test_drive_script_stops_neutral_on_sigterm(tmp_path, bundles):
     stats = tmp_path / "stats.json"
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "drive.py"), "--sim", "--track", "2", "--model", str(bundles[0]),
-         "--port", "0", "--tub-dir", str(tmp_path / "data"), "--stats-json", str(stats), "--no-qr"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "drive.py"),
+            "--sim",
+            "--track",
+            "2",
+            "--model",
+            str(bundles[0]),
+            "--port",
+            "0",
+            "--tub-dir",
+            str(tmp_path / "data"),
+            "--stats-json",
+            str(stats),
+            "--no-qr",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         url = None
@@ -298,8 +351,11 @@ def test_drive_script_stops_neutral_on_sigterm(tmp_path, bundles):
         assert url, "".join(lines)
         page = PageStandIn(url)
         page.message = {"throttle": 1.0, "angle": 0.2, "recording": True}
-        wait_for(lambda: any((m.get("sim") or {}).get("speed_mps", 0) > 0.5 for m in page.received),
-                 timeout_s=10, what="the simulated car to drive")
+        wait_for(
+            lambda: any((m.get("sim") or {}).get("speed_mps", 0) > 0.5 for m in page.received),
+            timeout_s=10,
+            what="the simulated car to drive",
+        )
         process.send_signal(signal.SIGTERM)  # while the page still holds full throttle
         output = process.communicate(timeout=20)[0]
         page.close()
@@ -321,16 +377,52 @@ def test_pilot_check_and_deploy(tmp_path, bundles):
     assert pilot_check.main([str(bundles[1])]) == 1  # NaN outputs
     assert pilot_check.main([str(tmp_path / "missing")]) == 1
     from tubcar.commands import deploy
+
     assert deploy.rsync_command(Path("/m/fast_1"), "pi@car.local", "tubcar", "models") == [
-        "rsync", "-az", "--mkpath", "--checksum", "-e", "ssh", "/m/fast_1/", "pi@car.local:tubcar/models/fast_1/"]
+        "rsync",
+        "-az",
+        "--mkpath",
+        "--checksum",
+        "-e",
+        "ssh",
+        "/m/fast_1/",
+        "pi@car.local:tubcar/models/fast_1/",
+    ]
     assert deploy.check_command("pi@car.local", "tubcar", "models", "fast 1", ssh="ssh -p 2222") == [
-        "ssh", "-p", "2222", "pi@car.local", "cd tubcar && .venv/bin/python -m car.pilot_check 'models/fast 1'"]
-    dry = subprocess.run([sys.executable, str(REPO / "scripts" / "deploy.py"), "--host", "pi@car.local",
-                          "--dry-run", str(bundles[0])], capture_output=True, text=True, timeout=60)
+        "ssh",
+        "-p",
+        "2222",
+        "pi@car.local",
+        "cd tubcar && .venv/bin/python -m car.pilot_check 'models/fast 1'",
+    ]
+    dry = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "deploy.py"),
+            "--host",
+            "pi@car.local",
+            "--dry-run",
+            str(bundles[0]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert dry.returncode == 0, dry.stderr
     assert "$ rsync -az" in dry.stdout and "car.pilot_check models/fast" in dry.stdout
-    refused = subprocess.run([sys.executable, str(REPO / "scripts" / "deploy.py"), "--host", "pi@car.local",
-                              "--dry-run", str(bundles[1])], capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "deploy.py"),
+            "--host",
+            "pi@car.local",
+            "--dry-run",
+            str(bundles[1]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1 and "$ rsync" not in refused.stdout
 
 

@@ -96,10 +96,23 @@ def test_two_workers_on_loopback_train_in_lockstep(donkey_tub: Path, tmp_path: P
     script.write_text(WORKER)
     processes = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps(worker_config(workers, index)), "CUDA_VISIBLE_DEVICES": "-1",
-               "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-        processes.append(subprocess.Popen([sys.executable, str(script), str(donkey_tub), str(tmp_path / "out")],
-                                          env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(worker_config(workers, index)),
+            "CUDA_VISIBLE_DEVICES": "-1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": str(REPO),
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(donkey_tub), str(tmp_path / "out")],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     try:
         outputs = [process.communicate(timeout=240)[0] for process in processes]
     finally:
@@ -129,15 +142,44 @@ def test_train_script_on_two_loopback_workers(donkey_tub: Path, tmp_path: Path) 
 
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     out, index = tmp_path / "run", tmp_path / "index.jsonl"
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--tub", str(donkey_tub), "--records", "0:160",
-               "--block-frames", "20", "--out", str(out), "--epochs", "1", "--batch-size", "32", "--verbose", "0",
-               "--augment-workers", "0",  # each worker augments its share of the global batch in-process
-               "--quantize", "float32", "--distribute", "multiworker", "--registry", str(index)]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "train.py"),
+        "--tub",
+        str(donkey_tub),
+        "--records",
+        "0:160",
+        "--block-frames",
+        "20",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--verbose",
+        "0",
+        "--augment-workers",
+        "0",  # each worker augments its share of the global batch in-process
+        "--quantize",
+        "float32",
+        "--distribute",
+        "multiworker",
+        "--registry",
+        str(index),
+    ]
     processes = []
     for worker in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps(worker_config(workers, worker)), "CUDA_VISIBLE_DEVICES": "-1"}
-        processes.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(worker_config(workers, worker)),
+            "CUDA_VISIBLE_DEVICES": "-1",
+        }
+        processes.append(
+            subprocess.Popen(
+                command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     try:
         outputs = [process.communicate(timeout=240)[0] for process in processes]
     finally:
@@ -174,8 +216,10 @@ def test_mirrored_strategy_runs_the_training_fit(donkey_tub: Path, tmp_path: Pat
     spec = default_frame_spec("fast")
     records = [r for _, r in zip(range(48), Tub(donkey_tub).records(load_images=True))]
     images = np.stack([to_model_input(r["cam/image_array"], spec) for r in records])
-    labels = {"angle": np.array([r["user/angle"] for r in records], np.float32),
-              "throttle": np.array([r["user/throttle"] for r in records], np.float32)}
+    labels = {
+        "angle": np.array([r["user/angle"] for r in records], np.float32),
+        "throttle": np.array([r["user/throttle"] for r in records], np.float32),
+    }
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
     strategy = strategy_from_flag("mirrored")
     with strategy.scope():

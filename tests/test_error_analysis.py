@@ -68,8 +68,16 @@ def test_gallery_and_timeline_are_drawn_from_real_frames(donkey_tub: Path, tmp_p
     worst = ea.worst_by_situation(labels, recorded, predicted, per_situation=3)
     frames = {name: [tub.load_image(records[k]) for k in positions] for name, positions in worst.items()}
 
-    gallery = ea.plot_gallery(frames, recorded, predicted, worst, [r["_index"] for r in records], groups,
-                              tmp_path / "errors.png", title="test")
+    gallery = ea.plot_gallery(
+        frames,
+        recorded,
+        predicted,
+        worst,
+        [r["_index"] for r in records],
+        groups,
+        tmp_path / "errors.png",
+        title="test",
+    )
     timeline = ea.plot_timeline(recorded, predicted, tmp_path / "timeline.png")
 
     for path in (gallery, timeline):

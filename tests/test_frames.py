@@ -26,7 +26,7 @@ def test_normalise_and_gray():
     spec = FrameSpec(color="gray", scale=2 / 255, offset=-1)
     model_input = to_model_input(gradient_frame(), spec)
     assert model_input.shape == spec.input_shape == (120, 160, 1) and model_input.dtype == np.float32
-    assert -1 <= model_input.min() and model_input.max() <= 1
+    assert model_input.min() >= -1 and model_input.max() <= 1
     np.testing.assert_allclose(normalise(np.array([0, 255], np.uint8), spec), [-1, 1], atol=1e-6)
 
 

@@ -28,7 +28,12 @@ def constant_model(angle: float, throttle: float, kernel_value: float = 0.0):
     for name, value in (("angle", angle), ("throttle", throttle)):
         layer = keras.layers.Dense(1, name=name)
         outputs.append(layer(features))
-        layer.set_weights([np.full((int(np.prod(SPEC.input_shape)), 1), kernel_value, np.float32), np.array([value], np.float32)])
+        layer.set_weights(
+            [
+                np.full((int(np.prod(SPEC.input_shape)), 1), kernel_value, np.float32),
+                np.array([value], np.float32),
+            ]
+        )
     return keras.Model(inputs, outputs)
 
 
@@ -36,8 +41,16 @@ def export(model, folder: Path, quantization: str) -> Path:
     from training.export import export_bundle
 
     frames = np.random.default_rng(0).random((16, *SPEC.input_shape), dtype=np.float32)
-    export_bundle(model, SPEC, folder, architecture="test", representative=frames, parity_inputs=frames,
-                  quantization=quantization, log=lambda _: None)
+    export_bundle(
+        model,
+        SPEC,
+        folder,
+        architecture="test",
+        representative=frames,
+        parity_inputs=frames,
+        quantization=quantization,
+        log=lambda _: None,
+    )
     return folder
 
 
@@ -69,7 +82,9 @@ def test_int8_bundle_has_quantised_tensors_and_is_dequantised(asymmetric_bundles
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert all(d["dtype"] == np.int8 for d in interpreter.get_output_details())
     pilot = Pilot.load(asymmetric_bundles["int8"])
-    assert pilot.predict(np.zeros((1, *SPEC.input_shape), np.float32))["angle"] == pytest.approx(0.5, abs=0.01)
+    assert pilot.predict(np.zeros((1, *SPEC.input_shape), np.float32))["angle"] == pytest.approx(
+        0.5, abs=0.01
+    )
 
 
 def test_outputs_are_clipped_to_the_cards_range(tmp_path):
@@ -135,8 +150,21 @@ def test_export_latency_cli_retimes_a_bundle_where_it_runs(asymmetric_bundles, t
     bundle = shutil.copytree(asymmetric_bundles["int8"], tmp_path / "b")
     before = json.loads((bundle / "model.json").read_text())["latency"]
     done = subprocess.run(
-        [sys.executable, "scripts/export.py", "latency", str(bundle), "--pi-scale-factor", "1", "--latency-budget-ms", "0.000001", "--runs", "50"],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "scripts/export.py",
+            "latency",
+            str(bundle),
+            "--pi-scale-factor",
+            "1",
+            "--latency-budget-ms",
+            "0.000001",
+            "--runs",
+            "50",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     after = json.loads((bundle / "model.json").read_text())["latency"]

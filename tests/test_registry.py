@@ -25,9 +25,18 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = default_frame_spec("fast")
     frames = np.random.default_rng(0).random((8, *spec.input_shape), dtype=np.float32)
     out = tmp_path_factory.mktemp("registry") / "fast"
-    export_bundle(build_model("fast", spec.input_shape), spec, out, architecture="fast", representative=frames,
-                  parity_inputs=frames, quantization="float32", training={"tubs": ["data/tub_a"], "records": 8},
-                  metrics={"dev": {"angle_mse": 0.05}, "test": {"angle_mse": 0.07}}, log=lambda *_: None)
+    export_bundle(
+        build_model("fast", spec.input_shape),
+        spec,
+        out,
+        architecture="fast",
+        representative=frames,
+        parity_inputs=frames,
+        quantization="float32",
+        training={"tubs": ["data/tub_a"], "records": 8},
+        metrics={"dev": {"angle_mse": 0.05}, "test": {"angle_mse": 0.07}},
+        log=lambda *_: None,
+    )
     return out
 
 
@@ -92,17 +101,40 @@ def _train_script():
     return importlib.import_module("tubcar.commands.train")
 
 
-def test_train_script_registers_its_run(donkey_tub: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_train_script_registers_its_run(
+    donkey_tub: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """scripts/train.py on 160 real frames (one epoch, under --distribute mirrored) appends its run."""
     from car.pilot import Pilot
     from training.export import git_revision
 
     index, out = tmp_path / "models" / "index.jsonl", tmp_path / "run"
-    _train_script().main([
-        "--tub", str(donkey_tub), "--records", "0:160", "--block-frames", "20", "--out", str(out),
-        "--epochs", "1", "--batch-size", "32", "--verbose", "0", "--augment", "none", "--quantize", "float32",
-        "--distribute", "mirrored", "--registry", str(index),
-    ])
+    _train_script().main(
+        [
+            "--tub",
+            str(donkey_tub),
+            "--records",
+            "0:160",
+            "--block-frames",
+            "20",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--verbose",
+            "0",
+            "--augment",
+            "none",
+            "--quantize",
+            "float32",
+            "--distribute",
+            "mirrored",
+            "--registry",
+            str(index),
+        ]
+    )
 
     registry = read_registry(index)
     assert registry.problems == [] and len(registry.runs) == 1
@@ -114,7 +146,9 @@ def test_train_script_registers_its_run(donkey_tub: Path, tmp_path: Path, capsys
     assert run["flags"]["tub"] == [str(donkey_tub)] and run["flags"]["registry"] == str(index)
     assert run["training"]["distribute"] == "mirrored" and run["training"]["epochs_run"] == 1
     assert run["data"]["kept"] == 160
-    assert run["metrics"]["errors"]["dev"]["angle"]["mse"] == pytest.approx(card.metrics["errors"]["dev"]["angle"]["mse"])
+    assert run["metrics"]["errors"]["dev"]["angle"]["mse"] == pytest.approx(
+        card.metrics["errors"]["dev"]["angle"]["mse"]
+    )
     assert run["git_revision"] == card.git_revision == git_revision() != ""
     angle, throttle = Pilot.load(out).run(np.zeros((120, 160, 3), np.uint8))  # the registered bundle drives
     assert np.isfinite([angle, throttle]).all()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from car.channels import SIM_X, SIM_Y, SIM_YAW
-from sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
+from car.tub import Tub
 from evaluation.replay import (
     ClosedLoopConfig,
     YellowLinePilot,
@@ -26,10 +26,11 @@ from evaluation.replay import (
     recorded_path,
     usable_records,
 )
+from evaluation.warp import warp_frame
+from sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
 from sim.simulation import OFF_TRACK_MARGIN_M
 from sim.vehicle import VehicleModel
-from evaluation.warp import warp_frame
-from car.tub import Tub
+
 
 def yellowness(image: np.ndarray) -> np.ndarray:
     """(H, W): how much more red+green than blue a pixel has; > 80 on yellow markings."""
@@ -120,7 +121,9 @@ def test_dead_reckoning_rebuilds_a_noise_free_drive_from_its_labels(tmp_path: Pa
     assert np.max(np.hypot(*(path.poses[:, :2] - local).T)) < 0.05  # metres, over a whole lap
 
 
-def test_frame_interval_falls_back_to_the_loop_rate_when_timestamps_are_not_real_time(donkey_tub: Path) -> None:
+def test_frame_interval_falls_back_to_the_loop_rate_when_timestamps_are_not_real_time(
+    donkey_tub: Path,
+) -> None:
     records = list(Tub(donkey_tub).records())  # 1,000 frames stamped within 3.3 s
     assert frame_interval_s(records, rate_hz=20.0) == pytest.approx(0.05)
     stamped = [{"_timestamp_ms": 1000 + 100 * i} for i in range(10)]
@@ -131,7 +134,9 @@ def test_frame_interval_falls_back_to_the_loop_rate_when_timestamps_are_not_real
 def test_open_loop_scores_every_frame_against_the_mean_baseline(sim_tub: Path) -> None:
     tub = Tub(sim_tub)
     seen = []
-    result = open_loop(tub, YellowLinePilot(), on_frame=lambda frame, record, p: seen.append(record["_index"]))
+    result = open_loop(
+        tub, YellowLinePilot(), on_frame=lambda frame, record, p: seen.append(record["_index"])
+    )
     metrics = result.metrics()
     angles = np.array([r["user/angle"] for r in usable_records(tub)])
     assert metrics["frames"] == len(angles) == len(seen)
@@ -165,7 +170,9 @@ def test_closed_loop_tells_a_lane_follower_from_pilots_that_leave_the_road(sim_t
 
 
 def test_an_intervention_puts_the_car_back_on_the_recorded_path(sim_tub: Path) -> None:
-    result = closed_loop(Tub(sim_tub), StraightAhead(), CameraModel(), config=ClosedLoopConfig(max_offset_m=0.3))
+    result = closed_loop(
+        Tub(sim_tub), StraightAhead(), CameraModel(), config=ClosedLoopConfig(max_offset_m=0.3)
+    )
     steps = result.steps
     pairs = [(step, steps[k + 1]) for k, step in enumerate(steps[:-1]) if step.intervention]
     assert pairs, "driving straight on a curvy track must need interventions"

@@ -38,11 +38,23 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, sim_tub: Path) -> Path:
     from training.models import build_model, default_frame_spec
 
     spec = default_frame_spec("fast")
-    frames = np.stack([to_model_input(r["cam/image_array"], spec)
-                       for _, r in zip(range(32), Tub(sim_tub).records(load_images=True))])
+    frames = np.stack(
+        [
+            to_model_input(r["cam/image_array"], spec)
+            for _, r in zip(range(32), Tub(sim_tub).records(load_images=True))
+        ]
+    )
     out = tmp_path_factory.mktemp("bundle") / "fast"
-    export_bundle(build_model("fast", spec.input_shape), spec, out, architecture="fast",
-                  representative=frames, parity_inputs=frames, quantization="float32", log=lambda *_: None)
+    export_bundle(
+        build_model("fast", spec.input_shape),
+        spec,
+        out,
+        architecture="fast",
+        representative=frames,
+        parity_inputs=frames,
+        quantization="float32",
+        log=lambda *_: None,
+    )
     return out
 
 
@@ -63,8 +75,17 @@ def _video_frames(path: Path) -> int:
 def test_open_loop_replays_the_held_out_block_of_a_real_tub_and_writes_its_figures(
     capsys: pytest.CaptureFixture, bundle: Path, donkey_tub: Path, tmp_path: Path
 ) -> None:
-    metrics = _run_json(capsys, "--tub", str(donkey_tub), "--model", str(bundle), "--out", str(tmp_path),
-                        "--records", "800:1000")
+    metrics = _run_json(
+        capsys,
+        "--tub",
+        str(donkey_tub),
+        "--model",
+        str(bundle),
+        "--out",
+        str(tmp_path),
+        "--records",
+        "800:1000",
+    )
 
     assert metrics["frames"] == 200 and metrics["skipped"] == 0
     for key in ("steering_mse", "steering_mae", "throttle_mae", "baseline_steering_mse"):
@@ -83,7 +104,9 @@ def test_open_loop_replays_the_held_out_block_of_a_real_tub_and_writes_its_figur
 def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
     capsys: pytest.CaptureFixture, bundle: Path, sim_tub: Path, tmp_path: Path
 ) -> None:
-    metrics = _run_json(capsys, "--closed-loop", "--tub", str(sim_tub), "--model", str(bundle), "--out", str(tmp_path))
+    metrics = _run_json(
+        capsys, "--closed-loop", "--tub", str(sim_tub), "--model", str(bundle), "--out", str(tmp_path)
+    )
 
     for key in ("autonomy", "interventions", "mean_offset", "max_offset"):
         assert key in metrics
@@ -96,8 +119,21 @@ def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
 def test_closed_loop_camera_flags_override_the_recorded_camera(
     capsys: pytest.CaptureFixture, bundle: Path, sim_tub: Path, tmp_path: Path
 ) -> None:
-    metrics = _run_json(capsys, "--closed-loop", "--tub", str(sim_tub), "--model", str(bundle), "--out", str(tmp_path),
-                        "--no-video", "--camera-pitch", "25", "--camera-height", "0.15")
+    metrics = _run_json(
+        capsys,
+        "--closed-loop",
+        "--tub",
+        str(sim_tub),
+        "--model",
+        str(bundle),
+        "--out",
+        str(tmp_path),
+        "--no-video",
+        "--camera-pitch",
+        "25",
+        "--camera-height",
+        "0.15",
+    )
     assert metrics["camera"]["pitch_deg"] == 25.0 and metrics["camera"]["height_m"] == 0.15
     assert "files" not in metrics
 

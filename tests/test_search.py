@@ -56,9 +56,30 @@ def test_fine_space_spans_the_best_trials() -> None:
 def test_two_trial_autonomy_search_writes_its_table_and_best_bundle_and_resumes(tmp_path: Path) -> None:
     record_tub(Simulation(Track.from_seed(4)), tmp_path / "tub", laps=1, noise=0.3, progress=False)
     out, index = tmp_path / "search", tmp_path / "index.jsonl"
-    argv = ["--tub", str(tmp_path / "tub"), "--out", str(out), "--trials", "2", "--epochs", "1",
-            "--quantize", "float32", "--augment", "none", "--block-frames", "20", "--registry", str(index),
-            "--latency-budget-ms", "1000", "--objective", "autonomy", "--autonomy-tub", str(tmp_path / "tub")]
+    argv = [
+        "--tub",
+        str(tmp_path / "tub"),
+        "--out",
+        str(out),
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--quantize",
+        "float32",
+        "--augment",
+        "none",
+        "--block-frames",
+        "20",
+        "--registry",
+        str(index),
+        "--latency-budget-ms",
+        "1000",
+        "--objective",
+        "autonomy",
+        "--autonomy-tub",
+        str(tmp_path / "tub"),
+    ]
     search = _search_script()
 
     assert search.main(argv) == 0

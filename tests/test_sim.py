@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sim import CameraModel, ExpertDriver, ImageEffects, Simulation, Track, VehicleModel, VehicleState
 from evaluation.scoring import autonomy, camera_pilot, expert_pilot, score
+from sim import CameraModel, ExpertDriver, ImageEffects, Simulation, Track, VehicleModel, VehicleState
 from sim.track import CLEARANCE_M, MIN_RADIUS_M
 
 
@@ -174,7 +174,10 @@ def test_expert_drives_many_seeds_without_intervention():
     for seed in range(100, 120):
         sim = Simulation(Track.from_seed(seed))
         result = score(expert_pilot(sim), sim, laps=1, render=False)
-        assert result["completed"] and result["interventions"] == 0 and result["autonomy"] == 1.0, (seed, result)
+        assert result["completed"] and result["interventions"] == 0 and result["autonomy"] == 1.0, (
+            seed,
+            result,
+        )
         assert result["max_cte"] < 0.1, (seed, result)
         assert result["mean_speed_mps"] > 1.0
 
@@ -215,7 +218,9 @@ def test_a_car_that_stands_still_is_a_stall_every_six_seconds_and_scores_no_auto
     result = score(lambda observation: (0.0, 0.0), sim, laps=1, time_limit_s=60.0, render=False)
     assert result["stalls"] == 10 and result["off_road"] == 0 and result["interventions"] == 10
     assert result["autonomy"] < 0.01  # 10 x 6 s of a person's time in 60 s
-    crawling = score(lambda observation: (0.0, 0.02), Simulation(circle_track()), laps=1, time_limit_s=60.0, render=False)
+    crawling = score(
+        lambda observation: (0.0, 0.02), Simulation(circle_track()), laps=1, time_limit_s=60.0, render=False
+    )
     assert crawling["stalls"] == 0  # 0.08 m/s moves well over 0.2 m in 6 s: slow, but driving
 
 
@@ -231,7 +236,10 @@ def test_after_leaving_the_road_the_pilot_sees_where_the_car_was_put_back():
     after = [o for o in seen if o.intervened]
     assert result["off_road"] >= 1 and after
     for observation in after:
-        assert abs(sim.track.locate(observation.state.x, observation.state.y).cte) < 1e-6 and observation.cte == 0.0
+        assert (
+            abs(sim.track.locate(observation.state.x, observation.state.y).cte) < 1e-6
+            and observation.cte == 0.0
+        )
         assert observation.state.speed == 0.0
     assert result["max_cte"] > sim.off_track_limit_m  # the score keeps how far it went
 

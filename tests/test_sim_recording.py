@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 from car import channels
-from sim import ExpertDriver, Simulation, Track, VehicleState, record_tub
+from car.tub import Tub
 from evaluation.scoring import expert_pilot, score
 from evaluation.video import DriveVideo
-from car.tub import Tub
-
+from sim import ExpertDriver, Simulation, Track, VehicleState, record_tub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SIM_SCRIPT = REPO_ROOT / "scripts" / "sim.py"
@@ -42,9 +41,18 @@ def test_recorded_tub_is_valid_and_complete(recorded, short_track):
     assert not tub.problems
     assert len(records) == summary["records"] == len(tub)
     assert summary["laps"] == 1 and summary["interventions"] == 0
-    for key in (channels.CAMERA_IMAGE, channels.USER_ANGLE, channels.USER_THROTTLE, channels.USER_MODE,
-                channels.SIM_X, channels.SIM_Y, channels.SIM_YAW, channels.SIM_SPEED, channels.SIM_CTE,
-                channels.SIM_TRACK):
+    for key in (
+        channels.CAMERA_IMAGE,
+        channels.USER_ANGLE,
+        channels.USER_THROTTLE,
+        channels.USER_MODE,
+        channels.SIM_X,
+        channels.SIM_Y,
+        channels.SIM_YAW,
+        channels.SIM_SPEED,
+        channels.SIM_CTE,
+        channels.SIM_TRACK,
+    ):
         assert key in tub.inputs
     first = records[0]
     assert first[channels.CAMERA_IMAGE].shape == (120, 160, 3)
@@ -60,8 +68,12 @@ def test_recorded_labels_are_the_expert_commands_at_the_recorded_pose(recorded, 
     out, _ = recorded
     expert = ExpertDriver(short_track)
     for record in list(Tub(out).records())[::25]:
-        state = VehicleState(record[channels.SIM_X], record[channels.SIM_Y], record[channels.SIM_YAW],
-                             record[channels.SIM_SPEED])
+        state = VehicleState(
+            record[channels.SIM_X],
+            record[channels.SIM_Y],
+            record[channels.SIM_YAW],
+            record[channels.SIM_SPEED],
+        )
         expert.reset()
         assert expert.command(state).angle == pytest.approx(record[channels.USER_ANGLE], abs=1e-6)
 
@@ -93,16 +105,21 @@ def test_drive_video_is_a_playable_mp4(tmp_path):
 
 
 def run_sim(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SIM_SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, str(SIM_SCRIPT), *args], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
 
 
 def test_cli_show_and_drive_the_expert_on_a_saved_track(tmp_path):
-    shown = run_sim("show", "--track", "21", "--out", str(tmp_path / "t.png"), "--save", str(tmp_path / "t.json"))
+    shown = run_sim(
+        "show", "--track", "21", "--out", str(tmp_path / "t.png"), "--save", str(tmp_path / "t.json")
+    )
     assert shown.returncode == 0, shown.stderr
     picture = cv2.imread(str(tmp_path / "t.png"))
     assert picture is not None and picture.shape[1] == 4 * 320
-    driven = run_sim("drive", "--model", "expert", "--track", str(tmp_path / "t.json"), "--laps", "1", "--json")
+    driven = run_sim(
+        "drive", "--model", "expert", "--track", str(tmp_path / "t.json"), "--laps", "1", "--json"
+    )
     assert driven.returncode == 0, driven.stderr
     result = json.loads(driven.stdout)
     assert result["laps"] == 1 and result["autonomy"] == 1.0 and result["interventions"] == 0
@@ -123,6 +140,11 @@ def test_cli_compare_puts_real_frames_above_simulated_ones(tmp_path, donkey_tub)
     picture = cv2.imread(str(out))
     assert picture.shape == (2 * 120 * 3, 3 * 160 * 3, 3)
     real_top_left = cv2.cvtColor(picture[:360, :480], cv2.COLOR_BGR2RGB)
-    first_real = cv2.resize(Tub(donkey_tub).load_image(next(Tub(donkey_tub).records())), None, fx=3, fy=3,
-                            interpolation=cv2.INTER_NEAREST)
+    first_real = cv2.resize(
+        Tub(donkey_tub).load_image(next(Tub(donkey_tub).records())),
+        None,
+        fx=3,
+        fy=3,
+        interpolation=cv2.INTER_NEAREST,
+    )
     assert np.abs(real_top_left.astype(int) - first_real.astype(int)).mean() < 3  # the horizon line aside

@@ -19,11 +19,11 @@ from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_MODE, USER_THROTTLE
 from car.frames import FrameSpec, normalise, prepare_frame
 from car.pilot import Pilot
 from car.tub import Tub, TubWriter
+from training.augment_workers import AugmentedBatches
 from training.cli import add_arguments, options_from_args
 from training.data import RecordFilter, load_frames
 from training.fit import FitConfig
 from training.models import ModelOptions, build_model, default_frame_spec
-from training.augment_workers import AugmentedBatches
 from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.split import SplitConfig, split_frames
 from training.train import TrainOptions, train
@@ -48,12 +48,16 @@ def write_tub(path: Path, count: int, seed: int = 0, modes=None, throttles=None)
     with TubWriter(path, INPUTS, TYPES) as writer:
         for i in range(count):
             angle = float(np.sin(i / 9 + seed))
-            writer.write({
-                CAMERA_IMAGE: road_frame(angle, rng),
-                USER_ANGLE: angle,
-                USER_THROTTLE: float(throttles[i]) if throttles is not None else 0.3 + 0.1 * float(np.cos(i / 13)),
-                USER_MODE: modes[i] if modes is not None else "user",
-            })
+            writer.write(
+                {
+                    CAMERA_IMAGE: road_frame(angle, rng),
+                    USER_ANGLE: angle,
+                    USER_THROTTLE: float(throttles[i])
+                    if throttles is not None
+                    else 0.3 + 0.1 * float(np.cos(i / 13)),
+                    USER_MODE: modes[i] if modes is not None else "user",
+                }
+            )
     return path
 
 
@@ -86,12 +90,28 @@ def parse(*flags: str) -> argparse.Namespace:
 
 def test_run_writes_bundle_keras_model_report_and_plots(trained):
     out = trained.out
-    for name in ("pilot.tflite", "model.json", "model.keras", "report.md", "metrics.json",
-                 "learning_curves.png", "test_predictions.png", "checkpoints/best.keras"):
+    for name in (
+        "pilot.tflite",
+        "model.json",
+        "model.keras",
+        "report.md",
+        "metrics.json",
+        "learning_curves.png",
+        "test_predictions.png",
+        "checkpoints/best.keras",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert any((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
     report = (out / "report.md").read_text()
-    for text in ("| train |", "| dev |", "| test |", "baseline: train mean on test", "Noise floor", "verdict", "next step"):
+    for text in (
+        "| train |",
+        "| dev |",
+        "| test |",
+        "baseline: train mean on test",
+        "Noise floor",
+        "verdict",
+        "next step",
+    ):
         assert text in report
 
 
@@ -107,7 +127,9 @@ def test_model_json_describes_everything_the_car_needs(trained):
     assert card["parity"]["angle"]["max_abs_diff"] >= 0 and "passed" in card["parity"]
     latency = card["latency"]
     assert latency["median_ms"] > 0 and latency["p99_ms"] >= latency["median_ms"]
-    assert latency["pi_estimate_ms"] == pytest.approx(latency["p99_ms"] * latency["pi_scale_factor"], rel=1e-6)
+    assert latency["pi_estimate_ms"] == pytest.approx(
+        latency["p99_ms"] * latency["pi_scale_factor"], rel=1e-6
+    )
 
 
 def test_exported_model_agrees_with_keras_through_the_car_pilot(trained, tiny_tub):
@@ -222,9 +244,13 @@ def test_augmentation_touches_only_the_training_split(tiny_tub):
     originals = normalise(prepared, spec)
     for image in images.numpy():  # every training image is one of the prepared frames, untouched
         assert np.abs(originals - image).reshape(len(originals), -1).max(axis=1).min() == 0
-    flips_only = augment.AugmentConfig(flip=1.0, shift=0.0, shadow=0.0, brightness=0.0, gamma=0.0, color=0.0, blur=0.0, noise=0.0)
+    flips_only = augment.AugmentConfig(
+        flip=1.0, shift=0.0, shadow=0.0, brightness=0.0, gamma=0.0, color=0.0, blur=0.0, noise=0.0
+    )
     augmenter = augment.build_augmenter(flips_only, seed=0)
-    with AugmentedBatches(frames.images[:32], frames.angles[:32], frames.throttles[:32], augmenter, spec) as source:
+    with AugmentedBatches(
+        frames.images[:32], frames.angles[:32], frames.throttles[:32], augmenter, spec
+    ) as source:
         images_aug, labels_aug = next(iter(augmented_dataset(source, spec, 32, seed=0)))
     assert sorted(labels_aug["angle"].numpy().ravel()) == pytest.approx(sorted(-frames.angles[:32]), abs=1e-6)
     assert sorted(labels["angle"].numpy().ravel()) == pytest.approx(sorted(frames.angles[:32]), abs=1e-6)
@@ -260,8 +286,12 @@ FLAG_CASES = [
     (["--records", "0:800"], lambda o: o.rules.index_range == (0, 800)),
     (["--workers", "1"], lambda o: o.workers == 1),
     (["--augment-workers", "0"], lambda o: o.augment_workers == 0),  # runs: tests/test_augment.py
-    (["--crop-top", "30", "--crop-bottom", "2", "--width", "64", "--height", "32", "--color", "bgr"],
-     lambda o: o.frame_overrides == {"crop_top": 30, "crop_bottom": 2, "width": 64, "height": 32, "color": "bgr"}),
+    (
+        ["--crop-top", "30", "--crop-bottom", "2", "--width", "64", "--height", "32", "--color", "bgr"],
+        lambda o: (
+            o.frame_overrides == {"crop_top": 30, "crop_bottom": 2, "width": 64, "height": 32, "color": "bgr"}
+        ),
+    ),
     (["--quantize", "float32"], lambda o: o.quantization == "float32"),
     (["--latency-budget-ms", "3"], lambda o: o.budget_ms == 3),
     (["--pi-scale-factor", "4"], lambda o: o.pi_scale_factor == 4),
@@ -281,8 +311,15 @@ def test_every_train_flag_is_covered_above():
     """The --aug-* knobs are proved in tests/test_augment.py (STRENGTH_KNOBS and the p tests)."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    covered = {flag for flags, _ in FLAG_CASES for flag in flags if flag.startswith("--")} | {"--tub", "--out", "--no-batch-norm"}
-    flags = {s for action in parser._actions for s in action.option_strings if s.startswith("--")} - {"--help", "--batch-norm"}
+    covered = {flag for flags, _ in FLAG_CASES for flag in flags if flag.startswith("--")} | {
+        "--tub",
+        "--out",
+        "--no-batch-norm",
+    }
+    flags = {s for action in parser._actions for s in action.option_strings if s.startswith("--")} - {
+        "--help",
+        "--batch-norm",
+    }
     assert flags <= covered, f"flags without a test: {sorted(flags - covered)}"
 
 
@@ -290,22 +327,35 @@ def test_model_flags_change_the_network():
     shape = (40, 80, 3)
     layers = lambda m, kind: [layer for layer in m.layers if type(layer).__name__ == kind]  # noqa: E731
     assert not layers(build_model("fast", shape, ModelOptions(dropout=0.0)), "Dropout")
-    assert {layer.rate for layer in layers(build_model("fast", shape, ModelOptions(dropout=0.35)), "Dropout")} == {0.35}
+    assert {
+        layer.rate for layer in layers(build_model("fast", shape, ModelOptions(dropout=0.35)), "Dropout")
+    } == {0.35}
     assert not build_model("fast", shape).losses
     assert len(build_model("fast", shape, ModelOptions(l2=0.01)).losses) == 5  # 4 convs + 1 dense
     assert layers(build_model("fast", shape), "BatchNormalization")
     assert not layers(build_model("fast", shape, ModelOptions(batch_norm=False)), "BatchNormalization")
     assert layers(build_model("linear", (120, 160, 3), ModelOptions(batch_norm=True)), "BatchNormalization")
     filters = lambda m: [layer.filters for layer in layers(m, "Conv2D")]  # noqa: E731
-    assert filters(build_model("fast", shape, ModelOptions(width=2.0))) == [2 * f for f in filters(build_model("fast", shape))]
-    assert build_model("fast", shape, ModelOptions(width=0.5)).count_params() < build_model("fast", shape).count_params()
+    assert filters(build_model("fast", shape, ModelOptions(width=2.0))) == [
+        2 * f for f in filters(build_model("fast", shape))
+    ]
+    assert (
+        build_model("fast", shape, ModelOptions(width=0.5)).count_params()
+        < build_model("fast", shape).count_params()
+    )
 
 
 def test_pilotnet_is_nvidias_network_on_its_own_input():
     spec = default_frame_spec("pilotnet")
     assert spec.input_shape == (66, 200, 3)
     model = build_model("pilotnet", spec.input_shape)
-    assert [layer.filters for layer in model.layers if type(layer).__name__ == "Conv2D"] == [24, 36, 48, 64, 64]
+    assert [layer.filters for layer in model.layers if type(layer).__name__ == "Conv2D"] == [
+        24,
+        36,
+        48,
+        64,
+        64,
+    ]
     assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"] == [100, 50, 10, 1, 1]
     assert [tuple(output.shape) for output in model.outputs] == [(None, 1), (None, 1)]
 
@@ -314,7 +364,9 @@ def test_frame_flags_change_the_model_input(trained, tiny_tub):
     from training.train import frame_spec
 
     frames, _ = load_frames([tiny_tub], progress=False)
-    spec = frame_spec(frames, TrainOptions(frame_overrides={"crop_top": 20, "width": 64, "height": 48, "color": "gray"}))
+    spec = frame_spec(
+        frames, TrainOptions(frame_overrides={"crop_top": 20, "width": 64, "height": 48, "color": "gray"})
+    )
     assert spec.input_shape == (48, 64, 1) and spec.crop_top == 20
 
 
@@ -339,10 +391,10 @@ _FRAMES: dict = {}
 
 def tiny_fit(tub: Path, out: Path, **fit_options):
     """Fit the fast model on the tiny tub (no export); the model carries its start weights."""
+    import keras
+
     from training.fit import fit
     from training.pipeline import evaluation_dataset
-
-    import keras
 
     config = FitConfig(**{"epochs": 1, "batch_size": 32, "verbose": 0, **fit_options})
     keras.utils.set_random_seed(config.seed)
@@ -352,12 +404,21 @@ def tiny_fit(tub: Path, out: Path, **fit_options):
     spec = FrameSpec(crop_top=40, width=40, height=20)
     split = split_frames(frames.sessions, SplitConfig(block_frames=20))
     train_set, dev_set = frames.take(split.train), frames.take(split.dev)
-    train_data = training_dataset(prepare_all(train_set.images, spec), train_set.angles, train_set.throttles, spec, config.batch_size, config.seed)
+    train_data = training_dataset(
+        prepare_all(train_set.images, spec),
+        train_set.angles,
+        train_set.throttles,
+        spec,
+        config.batch_size,
+        config.seed,
+    )
     dev_data = evaluation_dataset(prepare_all(dev_set.images, spec), dev_set.angles, dev_set.throttles, spec)
     model = build_model("fast", spec.input_shape)
     model.initial_weights = trainable_weights_of(model)
     model.train_count = len(train_set)
-    history = fit(model, train_data, dev_data, steps_per_epoch(len(train_set), config.batch_size), config, out)
+    history = fit(
+        model, train_data, dev_data, steps_per_epoch(len(train_set), config.batch_size), config, out
+    )
     return model, history, dev_data
 
 
@@ -398,8 +459,9 @@ def test_seed_reproduces_a_run_and_another_seed_does_not(slow_lr_fit, tiny_tub, 
 def test_early_stopping_stops_and_restores_the_best_weights(tiny_tub, tmp_path, capfd):
     # A huge min_delta means no epoch after the first counts as an improvement, so
     # patience 1 stops after epoch 2 and the weights of epoch 1 come back.
-    model, history, dev_data = tiny_fit(tiny_tub, tmp_path, epochs=6, lr=0.05, lr_schedule="constant",
-                                        patience=1, min_delta=1e9)
+    model, history, dev_data = tiny_fit(
+        tiny_tub, tmp_path, epochs=6, lr=0.05, lr_schedule="constant", patience=1, min_delta=1e9
+    )
     assert len(history["loss"]) == 2
     restored = model.evaluate(dev_data, verbose=0, return_dict=True)["loss"]
     assert restored == pytest.approx(history["val_loss"][0], rel=1e-4)
@@ -409,7 +471,9 @@ def test_early_stopping_stops_and_restores_the_best_weights(tiny_tub, tmp_path, 
 
 def test_throttle_weight_and_progress_output(tiny_tub, tmp_path, capfd):
     _, history, _ = tiny_fit(tiny_tub, tmp_path, throttle_weight=3.0, verbose=2)
-    assert history["loss"][0] == pytest.approx(history["angle_loss"][0] + 3.0 * history["throttle_loss"][0], rel=1e-3)
+    assert history["loss"][0] == pytest.approx(
+        history["angle_loss"][0] + 3.0 * history["throttle_loss"][0], rel=1e-3
+    )
     assert "throttle_loss" in capfd.readouterr().out  # --verbose 2: one line per epoch
 
 
@@ -421,16 +485,40 @@ def test_quantisation_choice_and_latency_budget(trained, tmp_path):
 
     spec = trained.card.input
     frames = np.random.default_rng(0).random((16, *spec.input_shape), dtype=np.float32)
-    cards = {q: export_bundle(trained.model, spec, tmp_path / q, architecture="fast", representative=frames,
-                              parity_inputs=frames, quantization=q, budget_ms=1e-6, log=lambda _: None)
-             for q in ("float32", "dynamic", "int8")}
+    cards = {
+        q: export_bundle(
+            trained.model,
+            spec,
+            tmp_path / q,
+            architecture="fast",
+            representative=frames,
+            parity_inputs=frames,
+            quantization=q,
+            budget_ms=1e-6,
+            log=lambda _: None,
+        )
+        for q in ("float32", "dynamic", "int8")
+    }
     sizes = {q: (tmp_path / q / "pilot.tflite").stat().st_size for q in cards}
     assert sizes["int8"] < sizes["float32"] / 2 and sizes["dynamic"] < sizes["float32"] / 2
-    assert cards["float32"].parity["angle"]["max_abs_diff"] < 1e-4 < cards["int8"].parity["angle"]["max_abs_diff"]
+    assert (
+        cards["float32"].parity["angle"]["max_abs_diff"]
+        < 1e-4
+        < cards["int8"].parity["angle"]["max_abs_diff"]
+    )
     assert all(card.latency.meets_budget is False for card in cards.values())
-    generous = export_bundle(trained.model, spec, tmp_path / "g", architecture="fast", representative=frames,
-                             parity_inputs=frames, quantization="float32", budget_ms=1e6, pi_scale_factor=2.0,
-                             log=lambda _: None)
+    generous = export_bundle(
+        trained.model,
+        spec,
+        tmp_path / "g",
+        architecture="fast",
+        representative=frames,
+        parity_inputs=frames,
+        quantization="float32",
+        budget_ms=1e6,
+        pi_scale_factor=2.0,
+        log=lambda _: None,
+    )
     assert generous.latency.meets_budget and generous.latency.pi_scale_factor == 2.0
 
 
@@ -443,9 +531,23 @@ def test_export_script_converts_a_saved_keras_model_into_a_bundle_the_car_loads(
     out = tmp_path / "bundle"
     script = Path(__file__).resolve().parents[1] / "scripts" / "export.py"
     done = subprocess.run(
-        [sys.executable, str(script), "convert", "--keras", str(trained.out / "model.keras"), "--tub", str(tiny_tub),
-         "--block-frames", "20", "--quantize", "float32", "--out", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(script),
+            "convert",
+            "--keras",
+            str(trained.out / "model.keras"),
+            "--tub",
+            str(tiny_tub),
+            "--block-frames",
+            "20",
+            "--quantize",
+            "float32",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "float32" in done.stdout
@@ -453,15 +555,20 @@ def test_export_script_converts_a_saved_keras_model_into_a_bundle_the_car_loads(
     assert pilot.card.input == trained.card.input  # preprocessing taken from the model.json beside the .keras
     frame = road_frame(0.5, np.random.default_rng(1))
     expected = Pilot.load(trained.out).run(frame)
-    assert pilot.run(frame) == pytest.approx(expected, abs=0.1)  # float32 export vs the int8 bundle of the run
+    assert pilot.run(frame) == pytest.approx(
+        expected, abs=0.1
+    )  # float32 export vs the int8 bundle of the run
 
 
 def test_batch_norm_statistics_settle_on_a_small_tub_so_dev_beats_the_mean(tiny_tub, tmp_path):
     """With Keras's default momentum (0.99) the moving statistics of 60 steps are still mostly
     their start values: at inference the model then predicts about the mean, dev loss never
     improves, and early stopping keeps epoch 1 (the evaluation in the report shows it)."""
-    options = TrainOptions(fit=FitConfig(epochs=10, batch_size=32, verbose=0, patience=10),
-                           split=SplitConfig(block_frames=20), quantization="float32")
+    options = TrainOptions(
+        fit=FitConfig(epochs=10, batch_size=32, verbose=0, patience=10),
+        split=SplitConfig(block_frames=20),
+        quantization="float32",
+    )
     result = train([tiny_tub], tmp_path / "run", options, log=lambda _: None)
     errors, baseline = result.metrics["errors"], result.metrics["baseline"]
     assert errors["train"]["angle"]["mse"] < 0.2 * baseline["train"]["angle"]["mse"]

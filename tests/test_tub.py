@@ -58,8 +58,12 @@ def test_layout_is_donkeycar_v2(tmp_path):
     inputs, types, _metadata, manifest_metadata, catalogs = map(json.loads, lines)
     assert (inputs, types) == (fixture.INPUTS, fixture.TYPES)
     assert manifest_metadata["sessions"]["all_full_ids"] == [manifest_metadata["sessions"]["last_full_id"]]
-    assert catalogs == {"paths": ["catalog_0.catalog", "catalog_1.catalog", "catalog_2.catalog"],
-                        "current_index": 30, "max_len": 12, "deleted_indexes": []}
+    assert catalogs == {
+        "paths": ["catalog_0.catalog", "catalog_1.catalog", "catalog_2.catalog"],
+        "current_index": 30,
+        "max_len": 12,
+        "deleted_indexes": [],
+    }
     for number, start in enumerate((0, 12, 24)):
         catalog = path / f"catalog_{number}.catalog"
         raw_lines = catalog.read_bytes().splitlines(keepends=True)
@@ -92,7 +96,9 @@ def assert_donkeycar_saw_what_we_wrote(seen_by_donkeycar: dict, path: Path) -> N
     volatile = ("_timestamp_ms", "_session_id")
     for theirs, mine in zip(seen_by_donkeycar["records"], ours, strict=True):
         mine = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in mine.items()}
-        assert {k: v for k, v in theirs.items() if k not in volatile} == {k: v for k, v in mine.items() if k not in volatile}
+        assert {k: v for k, v in theirs.items() if k not in volatile} == {
+            k: v for k, v in mine.items() if k not in volatile
+        }
 
 
 def test_donkeycar_read_our_tub_as_we_wrote_it(tmp_path):
@@ -100,7 +106,9 @@ def test_donkeycar_read_our_tub_as_we_wrote_it(tmp_path):
     read); our writer must still produce exactly what it read. The live twin is below."""
     path = write_fixture_tub(tmp_path / "tub")
     Tub(path).delete(fixture.DELETED)
-    assert_donkeycar_saw_what_we_wrote(json.loads((FIXTURES / "ours_read_by_donkeycar.json").read_text()), path)
+    assert_donkeycar_saw_what_we_wrote(
+        json.loads((FIXTURES / "ours_read_by_donkeycar.json").read_text()), path
+    )
 
 
 def test_reads_the_real_donkey_tub(donkey_tub):
@@ -168,7 +176,9 @@ def test_a_garbage_first_catalog_line_is_skipped_and_reopening_still_repairs(tmp
     catalog = path / "catalog_0.catalog"
     lines = catalog.read_text().splitlines(keepends=True)
     catalog.write_text("garbage\n" + "".join(lines[1:]))
-    (path / "manifest.json").write_text((path / "manifest.json").read_text().replace('"current_index": 30', '"current_index": 3'))
+    (path / "manifest.json").write_text(
+        (path / "manifest.json").read_text().replace('"current_index": 30', '"current_index": 3')
+    )
     with TubWriter(path) as writer:
         assert any("rebuilt from the catalogs" in message for message in writer.repairs)
         assert writer.write(fixture.fixture_record(0)) == 30
@@ -177,7 +187,9 @@ def test_a_garbage_first_catalog_line_is_skipped_and_reopening_still_repairs(tmp
     assert len(tub.problems) == 1 and f"{catalog}:1" in str(tub.problems[0])
 
 
-@pytest.mark.parametrize("line5", ['["not", "an", "object"]', '{"paths": ["catalog_0.catalog"], "current_index": "many"}'])
+@pytest.mark.parametrize(
+    "line5", ['["not", "an", "object"]', '{"paths": ["catalog_0.catalog"], "current_index": "many"}']
+)
 def test_a_malformed_manifest_line_5_is_an_error_naming_the_file(tmp_path, line5):
     path = write_fixture_tub(tmp_path / "tub")
     lines = (path / "manifest.json").read_text().splitlines()
@@ -198,7 +210,13 @@ def corrupt(path: Path) -> dict[int, str]:
     lines[10] = lines[10].replace('"user/angle": ', '"user/angle": NaN, "x": ', 1)
     lines[11] = "this is not json\n"
     catalog.write_text("".join(lines))
-    return {3: "not a decodable JPEG", 4: "missing", 8: "is 320x240", 10: "user/angle is nan", 11: "not valid JSON"}
+    return {
+        3: "not a decodable JPEG",
+        4: "missing",
+        8: "is 320x240",
+        10: "user/angle is nan",
+        11: "not valid JSON",
+    }
 
 
 def test_bad_records_are_skipped_counted_and_named(tmp_path):
@@ -235,13 +253,24 @@ def test_delete_and_restore(tmp_path):
 def write_v1_tub(path: Path, count: int = 6) -> Path:
     """A Donkeycar v1 tub: meta.json, record_N.json, images in the root, exclude.json."""
     path.mkdir()
-    (path / "meta.json").write_text(json.dumps({"inputs": ["cam/image_array", "user/angle", "user/throttle", "user/mode"],
-                                                "types": ["image_array", "float", "float", "str"]}))
+    (path / "meta.json").write_text(
+        json.dumps(
+            {
+                "inputs": ["cam/image_array", "user/angle", "user/throttle", "user/mode"],
+                "types": ["image_array", "float", "float", "str"],
+            }
+        )
+    )
     for index in range(1, count + 1):
         name = f"{index}_cam-image_array_.jpg"
         cv2.imwrite(str(path / name), fixture.fixture_image(index)[:, :, ::-1])
-        record = {"cam/image_array": name, "user/angle": index / 10, "user/throttle": 0.5,
-                  "user/mode": "user", "milliseconds": 1000 + index}
+        record = {
+            "cam/image_array": name,
+            "user/angle": index / 10,
+            "user/throttle": 0.5,
+            "user/mode": "user",
+            "milliseconds": 1000 + index,
+        }
         (path / f"record_{index}.json").write_text(json.dumps(record))
     (path / "exclude.json").write_text("[2]")
     return path
@@ -281,12 +310,17 @@ def test_open_tubs_finds_every_tub_below_a_folder(tmp_path, donkey_tub):
         open_tubs([tmp_path / "data" / "a" / "images"])
 
 
-@pytest.mark.skipif("DONKEYCAR_PYTHON" not in os.environ,
-                    reason="set DONKEYCAR_PYTHON to a Python with donkeycar (scripts/install_donkeycar.sh; test.sh does)")
+@pytest.mark.skipif(
+    "DONKEYCAR_PYTHON" not in os.environ,
+    reason="set DONKEYCAR_PYTHON to a Python with donkeycar (scripts/install_donkeycar.sh; test.sh does)",
+)
 def test_donkeycar_reads_our_tub_live(tmp_path):
     path = write_fixture_tub(tmp_path / "tub")
     Tub(path).delete(fixture.DELETED)
     out = tmp_path / "read.json"
-    subprocess.run([os.environ["DONKEYCAR_PYTHON"], str(FIXTURES / "donkeycar_tool.py"), "read", str(path), str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [os.environ["DONKEYCAR_PYTHON"], str(FIXTURES / "donkeycar_tool.py"), "read", str(path), str(out)],
+        check=True,
+        capture_output=True,
+    )
     assert_donkeycar_saw_what_we_wrote(json.loads(out.read_text()), path)

@@ -8,15 +8,17 @@ import sys
 from pathlib import Path
 
 import cv2
+from test_tub import corrupt, write_fixture_tub, write_v1_tub
 
 from car.tub import Tub
-from test_tub import corrupt, write_fixture_tub, write_v1_tub
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tub.py"
 
 
 def tub_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_info_json(tmp_path, donkey_tub):

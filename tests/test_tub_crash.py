@@ -33,8 +33,9 @@ while True:
 
 
 def run_until_killed(path: Path, rng: random.Random, sync_interval_s: float) -> tuple[list[int], list[str]]:
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(sync_interval_s)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(sync_interval_s)], stdout=subprocess.PIPE, text=True
+    )
     acked, repairs = [], []
     deadline = None
     for line in process.stdout:

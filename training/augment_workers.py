@@ -25,10 +25,11 @@ import multiprocessing
 import shutil
 import tempfile
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,9 @@ Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (B, H, W, C) uint8 frames, 
 class _Batcher:
     """Augments and prepares the frames a plan entry picks; lives in each worker."""
 
-    def __init__(self, images: np.ndarray, angles: np.ndarray, throttles: np.ndarray, augmenter: Any, spec: FrameSpec):
+    def __init__(
+        self, images: np.ndarray, angles: np.ndarray, throttles: np.ndarray, augmenter: Any, spec: FrameSpec
+    ):
         self.images, self.angles, self.throttles = images, angles, throttles
         self.augmenter = augmenter
         self.prepare = partial(prepare_frame, spec=spec)
@@ -55,7 +58,9 @@ _worker_batcher: _Batcher | None = None  # set once per worker process by _start
 _worker_ring: tuple[str, np.ndarray] | None = None  # (path, mapping) of the ring last written to
 
 
-def _start_worker(frames_file: str, angles: np.ndarray, throttles: np.ndarray, augmenter: Any, spec: FrameSpec) -> None:
+def _start_worker(
+    frames_file: str, angles: np.ndarray, throttles: np.ndarray, augmenter: Any, spec: FrameSpec
+) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV's own pool would oversubscribe the cores
@@ -106,7 +111,9 @@ class AugmentedBatches:
         np.save(frames_file, images)
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),  # forking a process with TensorFlow's threads can deadlock
+            mp_context=multiprocessing.get_context(
+                "spawn"
+            ),  # forking a process with TensorFlow's threads can deadlock
             initializer=_start_worker,
             initargs=(str(frames_file), angles, throttles, augmenter, spec),
         )
@@ -136,13 +143,17 @@ class AugmentedBatches:
                 if len(picks) != ring.shape[1]:
                     raise ValueError(f"plan entries must all pick {ring.shape[1]} frames, got {len(picks)}")
                 slot = free.pop()
-                pending.append((self._pool.submit(_augment_in_worker, draws, picks, str(ring_file), slot), slot))
+                pending.append(
+                    (self._pool.submit(_augment_in_worker, draws, picks, str(ring_file), slot), slot)
+                )
                 if not free:
                     yield _collect(pending, ring, free)
             while pending:
                 yield _collect(pending, ring, free)
         finally:
-            wait([future for future, _ in pending if not future.cancel()])  # workers may still write to the ring
+            wait(
+                [future for future, _ in pending if not future.cancel()]
+            )  # workers may still write to the ring
             del ring
             ring_file.unlink(missing_ok=True)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -49,7 +49,7 @@ class Frames:
     def __len__(self) -> int:
         return len(self.angles)
 
-    def take(self, positions: np.ndarray) -> "Frames":
+    def take(self, positions: np.ndarray) -> Frames:
         """The frames at `positions` (keeps their order)."""
         return Frames(
             self.images[positions],
@@ -139,7 +139,9 @@ def load_frames(
             report.bad.append(image)
         elif images and image.shape != images[0].shape:
             shape = images[0].shape
-            report.bad.append(f"{job[0].image_path(job[1])}: {image.shape[1]}x{image.shape[0]}, expected {shape[1]}x{shape[0]}")
+            report.bad.append(
+                f"{job[0].image_path(job[1])}: {image.shape[1]}x{image.shape[0]}, expected {shape[1]}x{shape[0]}"
+            )
         else:
             images.append(image)
             kept.append(job)
@@ -159,4 +161,3 @@ def load_frames(
 def source_size(frames: Frames) -> tuple[int, int]:
     """(width, height) of the camera frames."""
     return int(frames.images.shape[2]), int(frames.images.shape[1])
-

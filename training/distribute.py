@@ -45,7 +45,11 @@ def cluster_config(environ: dict[str, str] | None = None) -> dict[str, Any] | No
     task = config.get("task", {}) if isinstance(config, dict) else {}
     if not isinstance(workers, list) or not workers:
         raise DistributeError('TF_CONFIG needs {"cluster": {"worker": ["host:port", ...]}}')
-    if task.get("type") != "worker" or not isinstance(task.get("index"), int) or not 0 <= task["index"] < len(workers):
+    if (
+        task.get("type") != "worker"
+        or not isinstance(task.get("index"), int)
+        or not 0 <= task["index"] < len(workers)
+    ):
         raise DistributeError(
             f'TF_CONFIG needs "task": {{"type": "worker", "index": 0..{len(workers) - 1}}}, got {task!r}'
         )
@@ -92,8 +96,9 @@ def strategy_from_flag(name: str | None):
     raise DistributeError(f"--distribute must be one of {CHOICES}, got {name!r}")
 
 
-def fit_multiworker(model, dataset, steps_per_epoch: int, config, strategy, dev_data=None,
-                    log=print) -> dict[str, list[float]]:
+def fit_multiworker(
+    model, dataset, steps_per_epoch: int, config, strategy, dev_data=None, log=print
+) -> dict[str, list[float]]:
     """Train `model` (built inside `strategy.scope()`) as `training.fit.fit` would, on all workers.
 
     Same optimiser (Adam with `config`'s learning-rate schedule) and loss (angle MSE +
@@ -117,14 +122,16 @@ def fit_multiworker(model, dataset, steps_per_epoch: int, config, strategy, dev_
     def per_example_loss(images, labels, training: bool):
         angle, throttle = model(images, training=training)  # each (B, 1)
         # Labels may be (B,) or (B, 1) (training.pipeline's); (B, 1) - (B,) would broadcast to (B, B).
-        return tf.square(angle[:, 0] - tf.reshape(labels["angle"], [-1])) + config.throttle_weight * tf.square(
-            throttle[:, 0] - tf.reshape(labels["throttle"], [-1])
-        )
+        return tf.square(
+            angle[:, 0] - tf.reshape(labels["angle"], [-1])
+        ) + config.throttle_weight * tf.square(throttle[:, 0] - tf.reshape(labels["throttle"], [-1]))
 
     def replica_step(batch):
         images, labels = batch  # images (B/R, H, W, C) on each of the R replicas
         with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(per_example_loss(images, labels, True), global_batch_size=config.batch_size)
+            loss = tf.nn.compute_average_loss(
+                per_example_loss(images, labels, True), global_batch_size=config.batch_size
+            )
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduced
         return loss
@@ -151,8 +158,10 @@ def fit_multiworker(model, dataset, steps_per_epoch: int, config, strategy, dev_
             history["val_loss"].append(sum(s for s, _ in sums) / max(1.0, sum(n for _, n in sums)))
         if config.verbose:
             dev = f", dev loss {history['val_loss'][-1]:.4f}" if history["val_loss"] else ""
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f}{dev} "
-                f"({strategy.num_replicas_in_sync} replicas)")
+            log(
+                f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f}{dev} "
+                f"({strategy.num_replicas_in_sync} replicas)"
+            )
     return history
 
 

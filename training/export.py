@@ -77,7 +77,7 @@ def tflite_outputs(pilot: Pilot, inputs: np.ndarray) -> dict[str, np.ndarray]:
 
 def parity_report(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, Any]:
     """Max and mean |TFLite - Keras| per output, and whether every output is within tolerance."""
-    report: dict[str, Any] = {"frames": int(len(next(iter(reference.values()))))}
+    report: dict[str, Any] = {"frames": len(next(iter(reference.values())))}
     passed = True
     for name in OUTPUT_NAMES:
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: reported as NaN, fails parity
@@ -138,7 +138,7 @@ def export_bundle(
         outputs=output_specs(),
         training=training or {},
         metrics=metrics or {},
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         git_revision=git_revision(),
     )
     attempts: dict[str, Any] = {}
@@ -209,7 +209,9 @@ def export_keras_file(
     calibration = frames.take(np.sort(rng.permutation(split.train)[:REPRESENTATIVE_FRAMES]))
     dev = frames.take(split.dev[:PARITY_FRAMES])
     return export_bundle(
-        model, spec, out,
+        model,
+        spec,
+        out,
         architecture=architecture,
         representative=normalise(prepare_all(calibration.images, spec), spec),
         parity_inputs=normalise(prepare_all(dev.images, spec), spec),
@@ -221,7 +223,9 @@ def export_keras_file(
     )
 
 
-def remeasure_latency(bundle: str | Path, budget_ms: float, pi_scale_factor: float, runs: int = 300) -> ModelCard:
+def remeasure_latency(
+    bundle: str | Path, budget_ms: float, pi_scale_factor: float, runs: int = 300
+) -> ModelCard:
     """Time a bundle where this runs (e.g. on the Pi, with pi_scale_factor=1) and update model.json."""
     from car.bundle import bundle_dir, load_card
 

@@ -76,7 +76,9 @@ def callbacks(config: FitConfig, out: Path) -> list:
             restore_best_weights=True,
             verbose=1 if config.verbose else 0,
         ),
-        keras.callbacks.ModelCheckpoint(out / "checkpoints" / "best.keras", monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            out / "checkpoints" / "best.keras", monitor="val_loss", save_best_only=True
+        ),
         keras.callbacks.TensorBoard(log_dir=str(out / "logs"), histogram_freq=0),
     ]
 

@@ -71,7 +71,10 @@ def time_pilot(pilot: Any, runs: int = DEFAULT_RUNS, rounds: int = 3, seed: int 
         pilot.predict(batch)
         samples.append((time.perf_counter() - start) * 1000.0)
     per_round = max(1, len(samples) // rounds)
-    round_p99 = [percentile(samples[i : i + per_round], 0.99) for i in range(0, len(samples) - per_round + 1, per_round)]
+    round_p99 = [
+        percentile(samples[i : i + per_round], 0.99)
+        for i in range(0, len(samples) - per_round + 1, per_round)
+    ]
     return {"median_ms": statistics.median(samples), "p99_ms": min(round_p99)}
 
 

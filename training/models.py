@@ -8,8 +8,8 @@ the TFLite signature's order (`output_0`, `output_1`), which the car relies on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -61,7 +61,11 @@ def default_frame_spec(architecture: str, source_width: int = 160, source_height
         return FrameSpec(source_width, source_height, crop_top=sky, width=200, height=66)
     if architecture == "fast":
         return FrameSpec(
-            source_width, source_height, crop_top=sky, width=source_width // 2, height=(source_height - sky) // 2
+            source_width,
+            source_height,
+            crop_top=sky,
+            width=source_width // 2,
+            height=(source_height - sky) // 2,
         )
     raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
 
@@ -116,7 +120,9 @@ class _Blocks:
 
     def dense(self, x, units: int):
         layers = self.keras.layers
-        x = layers.Dense(self._scaled(units), use_bias=not self.batch_norm, kernel_regularizer=self.regulariser)(x)
+        x = layers.Dense(
+            self._scaled(units), use_bias=not self.batch_norm, kernel_regularizer=self.regulariser
+        )(x)
         if self.batch_norm:
             x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, synchronized=True)(x)
         x = layers.ReLU()(x)

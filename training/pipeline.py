@@ -17,7 +17,8 @@ seed while every epoch still sees fresh augmentations.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,7 +54,12 @@ def labels_of(angles: np.ndarray, throttles: np.ndarray) -> dict[str, np.ndarray
 
 
 def training_dataset(
-    prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int, seed: int
+    prepared: np.ndarray,
+    angles: np.ndarray,
+    throttles: np.ndarray,
+    spec: FrameSpec,
+    batch_size: int,
+    seed: int,
 ):
     """Endless shuffled batches of (normalised images, {angle, throttle}) from prepared frames, for `fit`."""
     import tensorflow as tf
@@ -117,8 +123,12 @@ def augmented_dataset(
         tf.TensorSpec((None,), tf.float32),
         tf.TensorSpec((None,), tf.float32),
     )
-    batches = tf.data.Dataset.from_generator(lambda: source.batches(plan()), output_signature=signature).rebatch(share)
-    labelled = batches.map(lambda images, angle, throttle: (images, {"angle": angle[:, None], "throttle": throttle[:, None]}))
+    batches = tf.data.Dataset.from_generator(
+        lambda: source.batches(plan()), output_signature=signature
+    ).rebatch(share)
+    labelled = batches.map(
+        lambda images, angle, throttle: (images, {"angle": angle[:, None], "throttle": throttle[:, None]})
+    )
     return labelled.map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
 
@@ -130,11 +140,15 @@ def worker_augmented_dataset(
     `context` is the tf.distribute.InputContext: which input pipeline this is, of how many,
     and the per-replica batch size for this worker's local replicas.
     """
-    share = augmented_dataset(source, spec, batch_size, seed, (context.input_pipeline_id, context.num_input_pipelines))
+    share = augmented_dataset(
+        source, spec, batch_size, seed, (context.input_pipeline_id, context.num_input_pipelines)
+    )
     return share.rebatch(context.get_per_replica_batch_size(batch_size))
 
 
-def evaluation_dataset(prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int = 256):
+def evaluation_dataset(
+    prepared: np.ndarray, angles: np.ndarray, throttles: np.ndarray, spec: FrameSpec, batch_size: int = 256
+):
     """Prepared frames in order, batched and normalised, for evaluation and early stopping."""
     import tensorflow as tf
 

@@ -14,10 +14,11 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from car.bundle import ModelCard, bundle_dir, load_card
 from training.export import git_revision
@@ -60,8 +61,8 @@ def run_entry(
         flags = vars(flags)
     latency = card.latency.model_dump() if card.latency else {}
     return {
-        "run_id": f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "bundle": str(folder.resolve()),
         "architecture": card.architecture,
         "quantization": card.quantization,

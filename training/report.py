@@ -28,7 +28,9 @@ def errors(true: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> dic
     """MSE and MAE of each output."""
     result = {}
     for name in OUTPUTS:
-        diff = np.asarray(predicted[name], dtype=np.float64).reshape(-1) - np.asarray(true[name], dtype=np.float64)
+        diff = np.asarray(predicted[name], dtype=np.float64).reshape(-1) - np.asarray(
+            true[name], dtype=np.float64
+        )
         result[name] = {"mse": float(np.mean(diff**2)), "mae": float(np.mean(np.abs(diff)))}
     return result
 
@@ -60,7 +62,9 @@ def diagnose(train_mse: float, dev_mse: float, floor: float | None) -> dict[str,
     }
 
 
-def baseline_errors(train_labels: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def baseline_errors(
+    train_labels: dict[str, np.ndarray], labels: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
     """Errors of always predicting the training set's mean."""
     constant = {name: np.full(len(labels[name]), float(np.mean(train_labels[name]))) for name in OUTPUTS}
     return errors(labels, constant)
@@ -92,7 +96,9 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path) -> Path:
     return path
 
 
-def plot_predictions(true: np.ndarray, predicted: np.ndarray, path: Path, title: str = "test set steering") -> Path:
+def plot_predictions(
+    true: np.ndarray, predicted: np.ndarray, path: Path, title: str = "test set steering"
+) -> Path:
     """Predicted vs true steering on the test set: scatter, and both over the frames."""
     import matplotlib
 
@@ -138,12 +144,19 @@ def markdown(metrics: dict[str, Any], title: str) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [_row(name, metrics["errors"][name]) for name in SETS if name in metrics["errors"]]
-    lines += [_row(f"baseline: train mean on {name}", metrics["baseline"][name]) for name in SETS if name in metrics["baseline"]]
+    lines += [
+        _row(f"baseline: train mean on {name}", metrics["baseline"][name])
+        for name in SETS
+        if name in metrics["baseline"]
+    ]
     floor = metrics["noise_floor"]
     lines += ["", "## Noise floor (label jitter between consecutive frames, Rice 1984)", ""]
     for name in OUTPUTS:
         value = floor.get(name)
-        lines.append(f"- {name}: " + ("not measurable (too few consecutive frames)" if value is None else f"MSE {value:.4f}"))
+        lines.append(
+            f"- {name}: "
+            + ("not measurable (too few consecutive frames)" if value is None else f"MSE {value:.4f}")
+        )
     diagnosis = metrics["diagnosis"]
     lines += [
         "",

@@ -23,9 +23,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 OBJECTIVES = ("dev_mse", "autonomy")
 INFEASIBLE = 1000.0  # added to the score of a trial that misses the latency budget
@@ -55,6 +56,7 @@ class SearchSpace:
 
     def around(self, best: list[dict[str, Any]]) -> SearchSpace:
         """The finer space spanned by the best trials' values (ranges widened a little)."""
+
         def span(name: str, low: float, high: float, factor: float) -> tuple[float, float]:
             values = [trial[name] for trial in best]
             return max(low, min(values) / factor), min(high, max(values) * factor)
@@ -103,8 +105,8 @@ def trial_options(base, values: dict[str, Any]):
 def replay_autonomy(bundle: Path, tub: Path) -> dict[str, Any]:
     """Closed-loop replay of a recorded tub with the trial's exported pilot."""
     from car.pilot import Pilot
-    from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, road_half_width_m
     from car.tub import Tub
+    from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, road_half_width_m
 
     recorded = Tub(tub)
     config = ClosedLoopConfig(road_half_width_m=road_half_width_m(recorded))
@@ -149,7 +151,9 @@ class SearchResult:
     table: Path
 
 
-def run_search(tubs: list[str | Path], out: str | Path, base, config: SearchConfig, log=print) -> SearchResult:
+def run_search(
+    tubs: list[str | Path], out: str | Path, base, config: SearchConfig, log=print
+) -> SearchResult:
     """Search `config.trials` trials (then `fine_trials` finer ones); resumes a search in `out`.
 
     `base` is the `training.train.TrainOptions` every trial starts from.
@@ -166,15 +170,18 @@ def run_search(tubs: list[str | Path], out: str | Path, base, config: SearchConf
     base = replace(base, budget_ms=budget)
     frames = load_frames(tubs, base.rules, base.workers, progress=False)
     split = split_frames(frames[0].sessions, base.split)
-    log(f"search: {frames[1].summary()}; split {split.sizes()}; objective {config.objective}, "
-        f"latency budget {budget:g} ms (Pi 4 estimate)")
+    log(
+        f"search: {frames[1].summary()}; split {split.sizes()}; objective {config.objective}, "
+        f"latency budget {budget:g} ms (Pi 4 estimate)"
+    )
 
     def stage(name: str, trials: int, space: SearchSpace) -> list[dict[str, Any]]:
         def run(hp, trial_dir: Path) -> dict[str, Any]:
             values = space.declare(hp)
             started = time.perf_counter()
-            result = train(None, trial_dir, trial_options(base, values), frames=frames, split=split,
-                           log=lambda *_: None)
+            result = train(
+                None, trial_dir, trial_options(base, values), frames=frames, split=split, log=lambda *_: None
+            )
             row = {**values, **trial_metrics(result, trial_dir, config, budget)}
             row["seconds"] = round(time.perf_counter() - started, 1)
             row["score"] = score(row, config)
@@ -184,9 +191,16 @@ def run_search(tubs: list[str | Path], out: str | Path, base, config: SearchConf
         declared = keras_tuner.HyperParameters()
         space.declare(declared)  # the oracle must know the space before the first trial
         tuner = _tuner_class()(
-            run, objective=keras_tuner.Objective("score", direction="min"), max_trials=trials, seed=config.seed,
-            hyperparameters=declared, tune_new_entries=False, directory=str(out), project_name=name,
-            overwrite=False, max_consecutive_failed_trials=3,
+            run,
+            objective=keras_tuner.Objective("score", direction="min"),
+            max_trials=trials,
+            seed=config.seed,
+            hyperparameters=declared,
+            tune_new_entries=False,
+            directory=str(out),
+            project_name=name,
+            overwrite=False,
+            max_consecutive_failed_trials=3,
         )
         chief = is_search_chief()  # a worker's oracle is a client of the chief's, with fewer methods
         if chief and tuner.remaining_trials is not None and tuner.remaining_trials < trials:
@@ -236,7 +250,11 @@ def trial_metrics(result, trial_dir: Path, config: SearchConfig, budget_ms: floa
     }
     if config.objective == "autonomy":
         replay = replay_autonomy(trial_dir, config.autonomy_tub)
-        row.update(autonomy=replay["autonomy"], interventions=replay["interventions"], mean_offset=replay["mean_offset"])
+        row.update(
+            autonomy=replay["autonomy"],
+            interventions=replay["interventions"],
+            mean_offset=replay["mean_offset"],
+        )
     return row
 
 

@@ -33,7 +33,9 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:
-            raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}")
+            raise ValueError(
+                f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}"
+            )
         if self.fractions[0] == 0:
             raise ValueError("the training fraction must be > 0")
         if self.unit not in SPLIT_UNITS:
@@ -60,7 +62,11 @@ def split_units(sessions: np.ndarray, config: SplitConfig) -> list[np.ndarray]:
     runs = np.split(np.arange(len(sessions)), boundaries)
     if config.unit == "session":
         return runs
-    return [run[start : start + config.block_frames] for run in runs for start in range(0, len(run), config.block_frames)]
+    return [
+        run[start : start + config.block_frames]
+        for run in runs
+        for start in range(0, len(run), config.block_frames)
+    ]
 
 
 def split_frames(sessions: np.ndarray, config: SplitConfig = SplitConfig()) -> Split:

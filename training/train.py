@@ -14,22 +14,23 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from car.frames import FrameSpec, normalise
+from training.augment_workers import AugmentedBatches
 from training.data import Frames, LoadReport, RecordFilter, load_frames, source_size
 from training.distribute import fit_multiworker, is_chief, output_dir, strategy_from_flag
 from training.export import export_bundle
 from training.fit import FitConfig, fit
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
 from training.models import ModelOptions, build_model, default_frame_spec, set_output_bias
-from training.augment_workers import AugmentedBatches
 from training.pipeline import (
     augmented_dataset,
     evaluation_dataset,
@@ -38,7 +39,16 @@ from training.pipeline import (
     training_dataset,
     worker_augmented_dataset,
 )
-from training.report import OUTPUTS, baseline_errors, diagnose, errors, markdown, noise_floor, plot_learning_curves, plot_predictions
+from training.report import (
+    OUTPUTS,
+    baseline_errors,
+    diagnose,
+    errors,
+    markdown,
+    noise_floor,
+    plot_learning_curves,
+    plot_predictions,
+)
 from training.split import Split, SplitConfig, split_frames
 
 KERAS_FILE = "model.keras"
@@ -91,7 +101,9 @@ def build_augmenter(options: TrainOptions) -> Callable | None:
 
 def predict(model, prepared: np.ndarray, spec: FrameSpec) -> dict[str, np.ndarray]:
     """Keras predictions by output name, each (N,)."""
-    outputs = model.predict(evaluation_dataset(prepared, np.zeros(len(prepared)), np.zeros(len(prepared)), spec), verbose=0)
+    outputs = model.predict(
+        evaluation_dataset(prepared, np.zeros(len(prepared)), np.zeros(len(prepared)), spec), verbose=0
+    )
     return {name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUTS, outputs)}
 
 
@@ -99,7 +111,9 @@ def labels(frames: Frames) -> dict[str, np.ndarray]:
     return {"angle": frames.angles, "throttle": frames.throttles}
 
 
-def evaluate(model, sets: dict[str, tuple[Frames, np.ndarray]], spec: FrameSpec, all_frames: Frames) -> dict[str, Any]:
+def evaluate(
+    model, sets: dict[str, tuple[Frames, np.ndarray]], spec: FrameSpec, all_frames: Frames
+) -> dict[str, Any]:
     """Errors on each set, the train-mean baseline, the noise floor and the diagnosis."""
     train_labels = labels(sets["train"][0])
     predictions = {name: predict(model, prepared, spec) for name, (_, prepared) in sets.items()}
@@ -107,15 +121,24 @@ def evaluate(model, sets: dict[str, tuple[Frames, np.ndarray]], spec: FrameSpec,
     floor = {name: noise_floor(getattr(all_frames, f"{name}s"), all_frames.sessions) for name in OUTPUTS}
     return {
         "errors": errs,
-        "baseline": {name: baseline_errors(train_labels, labels(frames)) for name, (frames, _) in sets.items()},
+        "baseline": {
+            name: baseline_errors(train_labels, labels(frames)) for name, (frames, _) in sets.items()
+        },
         "noise_floor": floor,
         "diagnosis": diagnose(errs["train"]["angle"]["mse"], errs["dev"]["angle"]["mse"], floor["angle"]),
         "predictions": predictions,
     }
 
 
-def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions = TrainOptions(), *,
-          frames: tuple[Frames, LoadReport] | None = None, split: Split | None = None, log=print) -> TrainResult:
+def train(
+    tubs: list[str | Path] | None,
+    out: str | Path,
+    options: TrainOptions = TrainOptions(),
+    *,
+    frames: tuple[Frames, LoadReport] | None = None,
+    split: Split | None = None,
+    log=print,
+) -> TrainResult:
     """Train, report and export one model; `frames`/`split` may be given to skip loading/splitting."""
     import cv2
     import keras
@@ -127,7 +150,9 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(options.fit.seed)
 
-    all_frames, load_report = frames or load_frames(tubs or [], options.rules, options.workers, progress=options.fit.verbose > 0)
+    all_frames, load_report = frames or load_frames(
+        tubs or [], options.rules, options.workers, progress=options.fit.verbose > 0
+    )
     log(f"data: {load_report.summary()}")
     for line in load_report.bad[:5]:
         log(f"  skipped: {line}")
@@ -137,7 +162,11 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
         raise ValueError("the dev set is empty: early stopping and the report need one (check --split)")
 
     spec = frame_spec(all_frames, options)
-    subsets = {name: all_frames.take(getattr(split, name)) for name in ("train", "dev", "test") if len(getattr(split, name))}
+    subsets = {
+        name: all_frames.take(getattr(split, name))
+        for name in ("train", "dev", "test")
+        if len(getattr(split, name))
+    }
     prepared = {name: prepare_all(subset.images, spec) for name, subset in subsets.items()}
     augmenter = build_augmenter(options)
     train_set = subsets["train"]
@@ -147,23 +176,41 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
 
     def build():
         model = build_model(options.architecture, spec.input_shape, options.model)
-        set_output_bias(model, {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())})
+        set_output_bias(
+            model, {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())}
+        )
         return model
 
-    log(f"model {options.architecture}: input {spec.input_shape}, augmentation "
-        f"{f'on ({options.augment_workers} worker processes)' if augmenter else 'off'}, distribute {options.distribute}")
+    log(
+        f"model {options.architecture}: input {spec.input_shape}, augmentation "
+        f"{f'on ({options.augment_workers} worker processes)' if augmenter else 'off'}, distribute {options.distribute}"
+    )
     with ExitStack() as cleanup:
         if augmenter:
-            batches = cleanup.enter_context(AugmentedBatches(
-                train_set.images, train_set.angles, train_set.throttles, augmenter, spec, options.augment_workers
-            ))
+            batches = cleanup.enter_context(
+                AugmentedBatches(
+                    train_set.images,
+                    train_set.angles,
+                    train_set.throttles,
+                    augmenter,
+                    spec,
+                    options.augment_workers,
+                )
+            )
             if options.distribute == "multiworker":  # each worker augments only its share of a global batch
-                train_data = partial(worker_augmented_dataset, batches, spec, options.fit.batch_size, options.fit.seed)
+                train_data = partial(
+                    worker_augmented_dataset, batches, spec, options.fit.batch_size, options.fit.seed
+                )
             else:
                 train_data = augmented_dataset(batches, spec, options.fit.batch_size, options.fit.seed)
         else:
             train_data = training_dataset(
-                prepared["train"], train_set.angles, train_set.throttles, spec, options.fit.batch_size, options.fit.seed
+                prepared["train"],
+                train_set.angles,
+                train_set.throttles,
+                spec,
+                options.fit.batch_size,
+                options.fit.seed,
             )
         model, history = fit_with_strategy(build, train_data, dev_data, steps, options, out, strategy, log)
     train_seconds = time.perf_counter() - started
@@ -172,7 +219,9 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
         log(f"worker done: its copy of the model is in {out}; the chief evaluates and exports")
         return TrainResult(out, None, {}, history, split, model, "")
 
-    evaluation = evaluate(model, {name: (subsets[name], prepared[name]) for name in subsets}, spec, all_frames)
+    evaluation = evaluate(
+        model, {name: (subsets[name], prepared[name]) for name in subsets}, spec, all_frames
+    )
     predictions = evaluation.pop("predictions")
     best_epoch = int(np.argmin(history["val_loss"])) + 1
     evaluation["summary"] = {
@@ -190,9 +239,13 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
     (out / "metrics.json").write_text(json.dumps(evaluation, indent=2))
     log(text)
 
-    representative = normalise(prepared["train"][np.random.default_rng(options.fit.seed).permutation(len(train_set))[:200]], spec)
+    representative = normalise(
+        prepared["train"][np.random.default_rng(options.fit.seed).permutation(len(train_set))[:200]], spec
+    )
     card = export_bundle(
-        model, spec, out,
+        model,
+        spec,
+        out,
         architecture=options.architecture,
         representative=representative,
         parity_inputs=normalise(prepared["dev"], spec),
@@ -206,8 +259,9 @@ def train(tubs: list[str | Path] | None, out: str | Path, options: TrainOptions 
     return TrainResult(out, card, evaluation, history, split, model, text)
 
 
-def fit_with_strategy(build: Callable, train_data, dev_data, steps: int, options: TrainOptions, out: Path,
-                      strategy, log=print) -> tuple[Any, dict[str, list[float]]]:
+def fit_with_strategy(
+    build: Callable, train_data, dev_data, steps: int, options: TrainOptions, out: Path, strategy, log=print
+) -> tuple[Any, dict[str, list[float]]]:
     """The model `build()` makes, trained under `strategy`; returns (model, history).
 
     `none` and `mirrored` run `training.fit.fit` (early stopping, checkpoints) with the
@@ -227,7 +281,9 @@ def fit_with_strategy(build: Callable, train_data, dev_data, steps: int, options
     return plain, history
 
 
-def training_record(load_report: LoadReport, split: Split, options: TrainOptions, history: dict, seconds: float) -> dict:
+def training_record(
+    load_report: LoadReport, split: Split, options: TrainOptions, history: dict, seconds: float
+) -> dict:
     """model.json's `training` entry: the data, the split, every setting, the run."""
     return {
         "data": load_report.to_dict(),

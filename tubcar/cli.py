@@ -35,7 +35,10 @@ COMMANDS = {
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_text}" for name, help_text in COMMANDS.items()]
-    return "usage: tubcar COMMAND [ARGS]   (tubcar COMMAND --help for its options)\n\ncommands:\n" + "\n".join(lines)
+    return (
+        "usage: tubcar COMMAND [ARGS]   (tubcar COMMAND --help for its options)\n\ncommands:\n"
+        + "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,9 @@ class Stylizer:
         pad = ((0, -count % self.batch_size), (0, -height % 4), (0, -width % 4), (0, 0))
         padded = np.pad(frames, pad, mode="edge").astype(np.float32)  # (B*k, H', W', 3)
         run = self._interpreter(*padded.shape[1:3])
-        styled = np.concatenate([run(padded[i : i + self.batch_size]) for i in range(0, len(padded), self.batch_size)])
+        styled = np.concatenate(
+            [run(padded[i : i + self.batch_size]) for i in range(0, len(padded), self.batch_size)]
+        )
         return np.clip(styled[:count, :height, :width] + 0.5, 0, 255).astype(np.uint8)
 
     def _interpreter(self, height: int, width: int) -> Any:
@@ -139,12 +141,15 @@ def stylize_tub(
     metadata = {**tub.metadata, ORIGIN_KEY: origin}
     started = time.perf_counter()
     frames = 0
+
     def write(batch: list[dict[str, Any]]) -> None:
         for record in batch:
             writer.write({k: v for k, v in record.items() if k not in BOOKKEEPING})
 
-    with TubWriter(target, list(tub.types), list(tub.types.values()), metadata=metadata) as writer, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylize-writer") as writing:
+    with (
+        TubWriter(target, list(tub.types), list(tub.types.values()), metadata=metadata) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylize-writer") as writing,
+    ):
         bar = tqdm(desc=f"stylize {Path(source).name}", unit="frame", disable=not progress)
         pending = None
         for batch in _prefetched(_batches(tub.records(load_images=True), stylizer.batch_size)):

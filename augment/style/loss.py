@@ -42,7 +42,7 @@ def resolve_vgg_weights(weights: str | os.PathLike | None) -> str | None:
         raise VggWeightsMissing(
             f"VGG16 weights not found at {path}. This tool never downloads them itself. "
             f"On a machine with internet access, fetch {VGG16_URL} (58 MB; or run once: "
-            f"python -c \"import keras; keras.applications.VGG16(include_top=False)\"), "
+            f'python -c "import keras; keras.applications.VGG16(include_top=False)"), '
             f"copy the file to {keras_models_dir() / VGG16_NOTOP_FILE} or pass --vgg-weights PATH; "
             f"--vgg-weights random trains with untrained VGG features (weaker styles)."
         )
@@ -114,5 +114,7 @@ class PerceptualLoss:
             ]
         ) / len(STYLE_LAYERS)
         tv = tf.reduce_mean(tf.image.total_variation(styled)) / tf.cast(tf.size(styled[0]), tf.float32)
-        total = self.weights.content * content + self.weights.style * style + self.weights.total_variation * tv
+        total = (
+            self.weights.content * content + self.weights.style * style + self.weights.total_variation * tv
+        )
         return {"total": total, "content": content, "style": style, "tv": tv}

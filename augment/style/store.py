@@ -1,13 +1,13 @@
 """A style folder: the trained transform network, its settings, and where it came from.
 
-    STYLE_DIR/style.json            name, network spec, training settings, loss history
-    STYLE_DIR/transform.weights.h5  the network's weights
-    STYLE_DIR/style.png             the style image it learnt
-    STYLE_DIR/transform-160x120-b32.tflite
-                                    the network for `apply`: float32 TFLite, one per frame size
-                                    and batch (fixed shapes let XNNPACK plan once); written by
-                                    save_style for the training tubs' frame size, and by
-                                    tflite_file for any other size on first use
+STYLE_DIR/style.json            name, network spec, training settings, loss history
+STYLE_DIR/transform.weights.h5  the network's weights
+STYLE_DIR/style.png             the style image it learnt
+STYLE_DIR/transform-160x120-b32.tflite
+                                the network for `apply`: float32 TFLite, one per frame size
+                                and batch (fixed shapes let XNNPACK plan once); written by
+                                save_style for the training tubs' frame size, and by
+                                tflite_file for any other size on first use
 """
 
 from __future__ import annotations
@@ -91,11 +91,15 @@ def tflite_file(folder: str | Path, height: int, width: int, batch_size: int = A
     path = Path(folder) / f"transform-{width}x{height}-b{batch_size}.tflite"
     if not path.is_file():
         network, card = load_style(folder)
-        _write_tflite(Path(folder), network, NetworkSpec.from_dict(card["network"]), height, width, batch_size)
+        _write_tflite(
+            Path(folder), network, NetworkSpec.from_dict(card["network"]), height, width, batch_size
+        )
     return path
 
 
-def _write_tflite(folder: Path, network: Any, spec: NetworkSpec, height: int, width: int, batch_size: int) -> None:
+def _write_tflite(
+    folder: Path, network: Any, spec: NetworkSpec, height: int, width: int, batch_size: int
+) -> None:
     path = folder / f"transform-{width}x{height}-b{batch_size}.tflite"
     partial = path.with_suffix(".partial")
     partial.write_bytes(to_tflite(network, spec, height, width, batch_size))

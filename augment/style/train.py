@@ -7,8 +7,9 @@ the loss history is kept in the style folder so a user can see it converged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,9 @@ def train_style_network(
     extractor = feature_extractor(vgg_weights, seed=settings.seed)
     keras.utils.set_random_seed(settings.seed)
     network = build_transform_net(settings.network)
-    loss_fn = PerceptualLoss(extractor, fit_style_size(style_image, settings.style_size).astype(np.float32), settings.loss)
+    loss_fn = PerceptualLoss(
+        extractor, fit_style_size(style_image, settings.style_size).astype(np.float32), settings.loss
+    )
     optimizer = keras.optimizers.Adam(settings.learning_rate)
     rng = np.random.default_rng(settings.seed)
 

@@ -32,9 +32,18 @@ AXIS_MAX = 32767.0
 class GamepadController:
     """Steering and throttle from two axes; buttons cycle the mode, toggle recording, stop."""
 
-    def __init__(self, device: str = "/dev/input/js0", steering_axis: int = 0, throttle_axis: int = 1,
-                 invert_steering: bool = False, invert_throttle: bool = True, mode_button: int = 3,
-                 record_button: int = 0, stop_button: int = 1, throttle_cap: float = 0.5) -> None:
+    def __init__(
+        self,
+        device: str = "/dev/input/js0",
+        steering_axis: int = 0,
+        throttle_axis: int = 1,
+        invert_steering: bool = False,
+        invert_throttle: bool = True,
+        mode_button: int = 3,
+        record_button: int = 0,
+        stop_button: int = 1,
+        throttle_cap: float = 0.5,
+    ) -> None:
         self.device = device
         self.steering_axis, self.throttle_axis = steering_axis, throttle_axis
         self.steering_sign = -1.0 if invert_steering else 1.0

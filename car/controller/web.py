@@ -27,8 +27,9 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -41,8 +42,14 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATUS_PERIOD_S = 0.5
-OUTPUTS = (ch.USER_ANGLE, ch.USER_THROTTLE, ch.USER_MODE, ch.RECORDING, ch.THROTTLE_CAP,
-           ch.CONTROLLER_TIMESTAMP)
+OUTPUTS = (
+    ch.USER_ANGLE,
+    ch.USER_THROTTLE,
+    ch.USER_MODE,
+    ch.RECORDING,
+    ch.THROTTLE_CAP,
+    ch.CONTROLLER_TIMESTAMP,
+)
 
 
 class ControlMessage(BaseModel):
@@ -86,8 +93,13 @@ class ControlState:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {"angle": self.angle, "throttle": self.throttle, "mode": self.mode,
-                    "recording": self.recording, "throttle_cap": self.throttle_cap}
+            return {
+                "angle": self.angle,
+                "throttle": self.throttle,
+                "mode": self.mode,
+                "recording": self.recording,
+                "throttle_cap": self.throttle_cap,
+            }
 
 
 def parse_message(text: str) -> ControlMessage:
@@ -127,7 +139,7 @@ class WebController:
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(16)
         self.video_fps = video_fps
-        self.status = status or (lambda: {})
+        self.status = status or (dict)
         self.car_name = car_name
         self.state = ControlState(throttle_cap)
         self._frame: np.ndarray | None = None
@@ -144,8 +156,14 @@ class WebController:
             self._frame = frame
             self._frame_id += 1
         with self.state.lock:
-            return (self.state.angle, self.state.throttle, self.state.mode, self.state.recording,
-                    self.state.throttle_cap, self.state.last_message)
+            return (
+                self.state.angle,
+                self.state.throttle,
+                self.state.mode,
+                self.state.recording,
+                self.state.throttle_cap,
+                self.state.last_message,
+            )
 
     # ----------------------------------------------------------------- server
     def start(self, timeout_s: float = 10.0) -> str:
@@ -155,8 +173,9 @@ class WebController:
         if not self._ready.wait(timeout_s):
             raise RuntimeError(f"web controller did not start within {timeout_s} s")
         if self._start_error is not None:
-            raise RuntimeError(f"web controller cannot listen on {self.host}:{self.port}: "
-                               f"{self._start_error}") from self._start_error
+            raise RuntimeError(
+                f"web controller cannot listen on {self.host}:{self.port}: {self._start_error}"
+            ) from self._start_error
         return self.url()
 
     def url(self, host: str | None = None) -> str:
@@ -240,10 +259,12 @@ class WebController:
     async def _video(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
             raise web.HTTPForbidden(text="bad or missing token")
-        response = web.StreamResponse(headers={
-            "Content-Type": "multipart/x-mixed-replace; boundary=frame",
-            "Cache-Control": "no-store",
-        })
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "multipart/x-mixed-replace; boundary=frame",
+                "Cache-Control": "no-store",
+            }
+        )
         await response.prepare(request)
         sent_id = -1
         try:
@@ -252,8 +273,13 @@ class WebController:
                 if frame is not None and frame_id != sent_id:
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
                     if ok:
-                        await response.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                             + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+                        await response.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                            + str(len(jpeg)).encode()
+                            + b"\r\n\r\n"
+                            + jpeg.tobytes()
+                            + b"\r\n"
+                        )
                         sent_id = frame_id
                 await asyncio.sleep(1.0 / self.video_fps)
         except (ConnectionResetError, asyncio.CancelledError):

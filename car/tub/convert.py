@@ -21,7 +21,9 @@ def convert_v1_to_v2(source: str | Path, target: str | Path) -> tuple[Tub, list[
         raise TubError(f"{target}: exists and is not empty; give a new folder")
     excluded = v1.deleted_indexes
     new_index_of = {}
-    with TubWriter(target, v1.inputs, list(v1.types.values()), metadata={**v1.metadata, "converted_from": str(source)}) as writer:
+    with TubWriter(
+        target, v1.inputs, list(v1.types.values()), metadata={**v1.metadata, "converted_from": str(source)}
+    ) as writer:
         for record in v1.records(include_deleted=True):
             fields = {key: record.get(key) for key in v1.inputs}
             for key in v1.image_keys:

@@ -17,7 +17,11 @@ KNOWN_TYPES = ("float", "int", "str", "boolean", "image_array", "nparray", "list
 
 
 def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def encode_value(key: str, kind: str, value: Any) -> Any:

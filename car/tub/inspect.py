@@ -79,7 +79,9 @@ def check(tub: Tub, repair: bool = False) -> CheckResult:
     bad = {problem.index for problem in problems if problem.index is not None}
     if repair and bad - tub.deleted_indexes:
         tub.delete(bad)
-        repairs.append(f"{tub.path}: soft-deleted {len(bad)} records with a bad image or label: {sorted(bad)}")
+        repairs.append(
+            f"{tub.path}: soft-deleted {len(bad)} records with a bad image or label: {sorted(bad)}"
+        )
     return CheckResult(good, problems, repairs)
 
 

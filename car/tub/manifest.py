@@ -77,7 +77,9 @@ class Manifest:
                 deleted_indexes=sorted({int(i) for i in catalogs.get("deleted_indexes", [])}),
             )
         except (TypeError, ValueError) as err:
-            raise TubError(f"{path}:5: paths, current_index, max_len or deleted_indexes malformed ({err})") from err
+            raise TubError(
+                f"{path}:5: paths, current_index, max_len or deleted_indexes malformed ({err})"
+            ) from err
 
     def write(self, folder: Path) -> None:
         atomic_write_text(folder / MANIFEST, self.to_text())
@@ -155,7 +157,9 @@ def scan_catalog(path: Path, repair: bool) -> CatalogScan:
             with open(path, "r+b") as handle:
                 handle.truncate(keep)
     lines = data.splitlines(keepends=True)
-    readable = [(number, index) for number, index in enumerate(map(_record_index, lines)) if index is not None]
+    readable = [
+        (number, index) for number, index in enumerate(map(_record_index, lines)) if index is not None
+    ]
     first_index = readable[0][1] - readable[0][0] if readable else None
     last_index = readable[-1][1] if readable else None
     return CatalogScan(path, [len(line) for line in lines], first_index, last_index, torn)

@@ -70,7 +70,11 @@ class Tub:
             if kind in KNOWN_TYPES:
                 self.types[key] = kind
             else:
-                self._open_problems.append(TubProblem(self._fields_file, None, f"field {key!r} has unknown type {kind!r}: field ignored"))
+                self._open_problems.append(
+                    TubProblem(
+                        self._fields_file, None, f"field {key!r} has unknown type {kind!r}: field ignored"
+                    )
+                )
         self.problems = list(self._open_problems)
 
     @property

@@ -68,7 +68,9 @@ def repair_tub(folder: Path, manifest: Manifest) -> list[str]:
     for catalog in catalog_files(folder, manifest.paths):
         scan = scan_catalog(catalog, repair=True)
         if scan.torn_bytes:
-            repairs.append(f"{catalog}: removed a torn last line ({scan.torn_bytes} bytes) left by an interrupted write")
+            repairs.append(
+                f"{catalog}: removed a torn last line ({scan.torn_bytes} bytes) left by an interrupted write"
+            )
         start_index = next_index if scan.first_index is None else scan.first_index
         if scan.last_index is not None:
             next_index = scan.last_index + 1
@@ -122,7 +124,9 @@ class TubWriter:
         self._dirty = False
         self._closed = False
         self._stop = threading.Event()
-        self._syncer = threading.Thread(target=self._sync_periodically, name=f"tub-sync {self.path.name}", daemon=True)
+        self._syncer = threading.Thread(
+            target=self._sync_periodically, name=f"tub-sync {self.path.name}", daemon=True
+        )
         self._syncer.start()
 
     def _create(self, inputs, types, metadata, max_len) -> Manifest:
@@ -175,7 +179,9 @@ class TubWriter:
         """Store one record (images as RGB uint8 arrays or JPEG bytes); returns its index."""
         unknown = set(record) - set(self.types) - {"_timestamp_ms"}
         if unknown:
-            raise ValueError(f"{self.path}: record has fields {sorted(unknown)} that the tub does not declare")
+            raise ValueError(
+                f"{self.path}: record has fields {sorted(unknown)} that the tub does not declare"
+            )
         with self._lock:
             if self._closed:
                 raise TubError(f"{self.path}: writer is closed")

@@ -14,7 +14,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-
 import augment
 from experiments.acceptance import real_acceptance, sim_acceptance
 from training.fit import FitConfig
@@ -27,7 +26,9 @@ def options(args: argparse.Namespace) -> TrainOptions:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar acceptance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar acceptance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     sim = sub.add_parser("sim", help="sim: train on a few seeds, drive unseen seeds, bench latency")
     sim.add_argument("--train-seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -37,9 +38,14 @@ def main(argv: list[str] | None = None) -> int | None:
     sim.add_argument("--noise", type=float, default=0.3, help="expert steering noise while recording")
     real = sub.add_parser("real", help="real tub: train on 0-799, test on 800-999")
     real.add_argument("--tub", type=Path, required=True)
-    for sub_parser, default_models, epochs in ((sim, ["fast", "linear", "pilotnet"], 12), (real, ["fast"], 80)):
+    for sub_parser, default_models, epochs in (
+        (sim, ["fast", "linear", "pilotnet"], 12),
+        (real, ["fast"], 80),
+    ):
         sub_parser.add_argument("--out", type=Path, required=True)
-        sub_parser.add_argument("--model", nargs="+", default=default_models, choices=["fast", "linear", "pilotnet"])
+        sub_parser.add_argument(
+            "--model", nargs="+", default=default_models, choices=["fast", "linear", "pilotnet"]
+        )
         sub_parser.add_argument("--epochs", type=int, default=epochs)
         sub_parser.add_argument("--patience", type=int, default=epochs)
         sub_parser.add_argument("--seed", type=int, default=0)
@@ -49,18 +55,30 @@ def main(argv: list[str] | None = None) -> int | None:
         sub_parser.set_defaults(augment="none", aug_flip=0.5)
     args = parser.parse_args(argv)
     if args.what == "sim":
-        result = sim_acceptance(args.out, args.model, options(args), args.train_seeds, args.train_laps,
-                                args.test_seeds, args.drive_laps, args.noise)
+        result = sim_acceptance(
+            args.out,
+            args.model,
+            options(args),
+            args.train_seeds,
+            args.train_laps,
+            args.test_seeds,
+            args.drive_laps,
+            args.noise,
+        )
         for name, model in result["models"].items():
             worst = min(d["autonomy"] for d in model["drives"].values())
             crashes = sum(d["interventions"] for d in model["drives"].values())
-            print(f"{name:>9}: trained in {model['train_seconds']:.0f} s; on seeds {args.test_seeds}: "
-                  f"min autonomy {worst:.3f}, interventions {crashes} -> {'PASS' if model['passed'] else 'FAIL'}")
+            print(
+                f"{name:>9}: trained in {model['train_seconds']:.0f} s; on seeds {args.test_seeds}: "
+                f"min autonomy {worst:.3f}, interventions {crashes} -> {'PASS' if model['passed'] else 'FAIL'}"
+            )
         if "latency" in result:
             print(f"latency: {json.dumps(result['latency'])}")
     else:
         result = real_acceptance(args.tub, args.out, replace(options(args), architecture=args.model[0]))
-        print(f"real tub: test steering MSE {result['test_steering_mse']:.4f} vs mean baseline "
-              f"{result['mean_baseline_mse']:.4f} -> ratio {result['ratio']:.3f} (goal <= 0.5): "
-              f"{'PASS' if result['passed'] else 'FAIL'}")
+        print(
+            f"real tub: test steering MSE {result['test_steering_mse']:.4f} vs mean baseline "
+            f"{result['mean_baseline_mse']:.4f} -> ratio {result['ratio']:.3f} (goal <= 0.5): "
+            f"{'PASS' if result['passed'] else 'FAIL'}"
+        )
     print(json.dumps(result, indent=2))

@@ -9,8 +9,6 @@ Takes the same --augment/--aug-* flags as tubcar train.
 from __future__ import annotations
 
 import argparse
-
-
 from functools import partial
 
 import numpy as np
@@ -35,7 +33,9 @@ def preview(args: argparse.Namespace) -> None:
     picks = sorted(rng.choice(len(records), min(args.rows, len(records)), replace=False))
     samples = []
     for tub, record in (records[i] for i in picks):
-        samples.append((tub.load_image(record, CAMERA_IMAGE), float(record[USER_ANGLE]), float(record[USER_THROTTLE])))
+        samples.append(
+            (tub.load_image(record, CAMERA_IMAGE), float(record[USER_ANGLE]), float(record[USER_THROTTLE]))
+        )
     config = augment.config_from_args(args)
     prepare = None
     if args.model != "camera":
@@ -47,7 +47,9 @@ def preview(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar augment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar augment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     grid = sub.add_parser("preview", help="PNG grid of original and augmented frames with labels")
     grid.add_argument("--tub", nargs="+", required=True, help="tub(s) or folders of tubs")
@@ -55,8 +57,12 @@ def main(argv: list[str] | None = None) -> int | None:
     grid.add_argument("--rows", type=int, default=4, help="frames to show")
     grid.add_argument("--variants", type=int, default=5, help="augmented copies per frame")
     grid.add_argument("--seed", type=int, default=0)
-    grid.add_argument("--model", choices=(*ARCHITECTURES, "camera"), default="fast",
-                      help="show the input of this architecture (default fast), or whole camera frames")
+    grid.add_argument(
+        "--model",
+        choices=(*ARCHITECTURES, "camera"),
+        default="fast",
+        help="show the input of this architecture (default fast), or whole camera frames",
+    )
     augment.add_arguments(grid)
     grid.set_defaults(func=preview)
     args = parser.parse_args(argv)

@@ -9,7 +9,6 @@ import argparse
 import importlib
 import json
 
-
 SUBJECTS = {
     "tub": "records/s written and images/s read+decoded",
     "sim": "simulator render + physics frames/s on one core",
@@ -21,7 +20,9 @@ SUBJECTS = {
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="subject", required=True, metavar="SUBJECT")
     for name, help_text in SUBJECTS.items():
         sub_parser = sub.add_parser(name, help=help_text)

@@ -16,14 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from car.actuator import PwmBoard, open_i2c_bus
 from car.calibration import Calibrator, write_calibration
 from car.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("target", choices=("steering", "throttle"))
     parser.add_argument("--config", type=Path, required=True, help="the car's TOML file (created if missing)")
     args = parser.parse_args(argv)
@@ -40,8 +41,10 @@ def main(argv: list[str] | None = None) -> int | None:
     calibrator = Calibrator(board, section.channel, start_us, args.target)
     if args.target == "throttle":
         print("!! lift the driven wheels off the ground: the motor will turn !!")
-    print(f"PCA9685 0x{address:02x} channel {section.channel} at {board.frequency_hz:.1f} Hz, "
-          f"pulse {start_us:.0f} us\n{calibrator.help}")
+    print(
+        f"PCA9685 0x{address:02x} channel {section.channel} at {board.frequency_hz:.1f} Hz, "
+        f"pulse {start_us:.0f} us\n{calibrator.help}"
+    )
     try:
         while True:
             try:

@@ -15,7 +15,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-
 import augment
 from experiments.acceptance import drive_sim, record_sim
 from training.fit import FitConfig
@@ -23,7 +22,9 @@ from training.train import TrainOptions, train
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--laps", type=int, default=3, help="expert laps recorded per training seed")
@@ -39,10 +40,14 @@ def main(argv: list[str] | None = None) -> int | None:
     options = TrainOptions(fit=FitConfig(epochs=args.epochs, verbose=2), augment=mirror_only)
     result = train(tubs, args.out / "fast", options)
     card = result.card
-    print(f"3/4 exported {args.out / 'fast' / card.model_file} ({card.quantization}, "
-          f"{card.latency.median_ms:.3f} ms median on this machine)")
+    print(
+        f"3/4 exported {args.out / 'fast' / card.model_file} ({card.quantization}, "
+        f"{card.latency.median_ms:.3f} ms median on this machine)"
+    )
     print(f"4/4 driving {args.drive_laps} laps on track {args.test_seed}, never seen in training ...")
     drive = drive_sim(args.out / "fast", [args.test_seed], args.drive_laps)[str(args.test_seed)]
     print(json.dumps(drive, indent=2))
-    print(f"\nscore: {drive['laps']} laps, autonomy {drive['autonomy']:.3f}, interventions {drive['interventions']}, "
-          f"mean cross-track error {drive['mean_cte']:.3f} m; report: {args.out / 'fast' / 'report.md'}")
+    print(
+        f"\nscore: {drive['laps']} laps, autonomy {drive['autonomy']:.3f}, interventions {drive['interventions']}, "
+        f"mean cross-track error {drive['mean_cte']:.3f} m; report: {args.out / 'fast' / 'report.md'}"
+    )

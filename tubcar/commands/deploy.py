@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from car import pilot_check
 
 
@@ -26,15 +25,21 @@ def rsync_command(bundle: Path, host: str, remote_repo: str, remote_dir: str, ss
     return ["rsync", "-az", "--mkpath", "--checksum", "-e", ssh, f"{bundle}/", f"{host}:{target}"]
 
 
-def check_command(host: str, remote_repo: str, remote_dir: str, bundle_name: str, ssh: str = "ssh") -> list[str]:
+def check_command(
+    host: str, remote_repo: str, remote_dir: str, bundle_name: str, ssh: str = "ssh"
+) -> list[str]:
     """Run car.pilot_check on the car, in the car's checkout, with its venv's Python."""
-    remote = (f"cd {shlex.quote(remote_repo)} && .venv/bin/python -m car.pilot_check "
-              f"{shlex.quote(remote_dir.strip('/') + '/' + bundle_name)}")
+    remote = (
+        f"cd {shlex.quote(remote_repo)} && .venv/bin/python -m car.pilot_check "
+        f"{shlex.quote(remote_dir.strip('/') + '/' + bundle_name)}"
+    )
     return [*shlex.split(ssh), host, remote]
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar deploy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar deploy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("bundle", type=Path, help="model bundle folder (pilot.tflite + model.json)")
     parser.add_argument("--host", required=True, help="ssh destination of the car, e.g. pi@car.local")
     parser.add_argument("--remote-repo", default="tubcar", help="the car's checkout, relative to its home")
@@ -48,8 +53,10 @@ def main(argv: list[str] | None = None) -> int | None:
     if pilot_check.main([str(bundle)]) != 0:
         print("the bundle does not work here; not deploying it", file=sys.stderr)
         return 1
-    commands = [rsync_command(bundle, args.host, args.remote_repo, args.remote_dir, args.ssh),
-                check_command(args.host, args.remote_repo, args.remote_dir, bundle.name, args.ssh)]
+    commands = [
+        rsync_command(bundle, args.host, args.remote_repo, args.remote_dir, args.ssh),
+        check_command(args.host, args.remote_repo, args.remote_dir, bundle.name, args.ssh),
+    ]
     for command in commands:
         print("$", shlex.join(command), flush=True)
         if not args.dry_run and subprocess.run(command).returncode != 0:

@@ -19,7 +19,6 @@ import socket
 import sys
 from pathlib import Path
 
-
 from car.config import ConfigError, load_config
 from car.loop import LoopFault, format_stats
 
@@ -35,7 +34,9 @@ def lan_address() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar drive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar drive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, help="the car's TOML file (default: all defaults)")
     parser.add_argument("--model", type=Path, help="model bundle folder (pilot.tflite + model.json)")
     parser.add_argument("--sim", action="store_true", help="drive the simulator instead of the hardware")
@@ -47,8 +48,10 @@ def main(argv: list[str] | None = None) -> int | None:
     parser.add_argument("--no-qr", action="store_true", help="do not print the QR code")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     try:
         config = load_config(args.config)
@@ -80,8 +83,11 @@ def main(argv: list[str] | None = None) -> int | None:
         print(f"cannot start the car: {err}", file=sys.stderr)
         return 2
     where = "simulator track %d" % args.track if args.sim else "hardware"
-    print(f"driving {config.name} on the {where} at {config.loop.rate_hz:g} Hz"
-          f"{', pilot ' + car.pilot.card.architecture if car.pilot else ', no pilot'}", flush=True)
+    print(
+        f"driving {config.name} on the {where} at {config.loop.rate_hz:g} Hz"
+        f"{', pilot ' + car.pilot.card.architecture if car.pilot else ', no pilot'}",
+        flush=True,
+    )
     if car.url:
         address = lan_address()
         phone_url = car.controller.url(address) if address else car.url
@@ -103,11 +109,16 @@ def main(argv: list[str] | None = None) -> int | None:
     final = getattr(car.actuator, "last_command", None) or getattr(car.actuator, "last_pulses_us", None)
     print(f"actuator left at {final}")
     if args.stats_json:
-        args.stats_json.write_text(json.dumps({
-            "loop": stats,
-            "final_command": final,
-            "records": car.recorder.records,
-            "tub": str(car.recorder.path) if car.recorder.path else None,
-            "sim": car.actuator.status() if args.sim else None,
-        }, indent=2))
+        args.stats_json.write_text(
+            json.dumps(
+                {
+                    "loop": stats,
+                    "final_command": final,
+                    "records": car.recorder.records,
+                    "tub": str(car.recorder.path) if car.recorder.path else None,
+                    "sim": car.actuator.status() if args.sim else None,
+                },
+                indent=2,
+            )
+        )
     return code

@@ -13,7 +13,6 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-
 from car.frames import COLOR_ORDERS
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR, budget_warning
 
@@ -29,13 +28,22 @@ def convert(args: argparse.Namespace) -> None:
         spec, architecture = card.input, args.model or card.architecture
     except BundleError:
         if not args.model:
-            raise SystemExit(f"{args.keras.parent}: no model.json beside the Keras model; give --model (and input flags)")
+            raise SystemExit(
+                f"{args.keras.parent}: no model.json beside the Keras model; give --model (and input flags)"
+            )
         spec, architecture = default_frame_spec(args.model, args.source_width, args.source_height), args.model
     overrides = {name: getattr(args, name) for name in FRAME_FLAGS if getattr(args, name) is not None}
     card = export_keras_file(
-        args.keras, args.tub, args.out, spec=replace(spec, **overrides), architecture=architecture,
-        rules=record_filter(args), split_config=split_config(args), quantization=args.quantize,
-        budget_ms=args.latency_budget_ms, pi_scale_factor=args.pi_scale_factor,
+        args.keras,
+        args.tub,
+        args.out,
+        spec=replace(spec, **overrides),
+        architecture=architecture,
+        rules=record_filter(args),
+        split_config=split_config(args),
+        quantization=args.quantize,
+        budget_ms=args.latency_budget_ms,
+        pi_scale_factor=args.pi_scale_factor,
     )
     print(f"wrote {args.out}/{card.model_file} + model.json ({card.architecture}, {card.quantization})")
 
@@ -45,9 +53,11 @@ def latency(args: argparse.Namespace) -> None:
 
     card = remeasure_latency(args.bundle, args.latency_budget_ms, args.pi_scale_factor, args.runs)
     spec = card.latency
-    print(f"{args.bundle}: {spec.median_ms:.3f} ms median, {spec.p99_ms:.3f} ms p99 on {spec.machine} (1 thread); "
-          f"Pi 4 {'measured' if args.pi_scale_factor == 1 else 'estimate'} {spec.pi_estimate_ms:.2f} ms, "
-          f"budget {spec.budget_ms:g} ms; model.json updated")
+    print(
+        f"{args.bundle}: {spec.median_ms:.3f} ms median, {spec.p99_ms:.3f} ms p99 on {spec.machine} (1 thread); "
+        f"Pi 4 {'measured' if args.pi_scale_factor == 1 else 'estimate'} {spec.pi_estimate_ms:.2f} ms, "
+        f"budget {spec.budget_ms:g} ms; model.json updated"
+    )
     warning = budget_warning(spec.model_dump())
     if warning:
         print(warning)
@@ -58,13 +68,17 @@ def main(argv: list[str] | None = None) -> int | None:
     from training.export import QUANTIZATIONS
     from training.models import ARCHITECTURES
 
-    parser = argparse.ArgumentParser(prog="tubcar export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="Keras model -> pilot.tflite + model.json")
     conv.add_argument("--keras", type=Path, required=True, help="a .keras file")
     conv.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     conv.add_argument("--quantize", choices=("auto", *QUANTIZATIONS), default="auto")
-    conv.add_argument("--model", choices=ARCHITECTURES, help="architecture name (when there is no model.json)")
+    conv.add_argument(
+        "--model", choices=ARCHITECTURES, help="architecture name (when there is no model.json)"
+    )
     conv.add_argument("--source-width", type=int, default=160)
     conv.add_argument("--source-height", type=int, default=120)
     for flag in ("--crop-top", "--crop-bottom", "--width", "--height"):

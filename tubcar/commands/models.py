@@ -1,7 +1,7 @@
 """The models registry: list the training runs, or show one in full.
 
-    tubcar models ls [--index models/index.jsonl] [--metrics dev.steering_mse,...]
-    tubcar models show RUN_ID
+tubcar models ls [--index models/index.jsonl] [--metrics dev.steering_mse,...]
+tubcar models show RUN_ID
 """
 
 from __future__ import annotations
@@ -11,12 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-
 from training.registry import DEFAULT_INDEX, flatten, numeric_metric_names, read_registry
 
 DEFAULT_METRIC_COLUMNS = 4
 # The figures people compare runs by, when the runs have them (what training writes).
-PREFERRED_METRICS = ("errors.dev.angle.mse", "errors.test.angle.mse", "baseline.test.angle.mse", "diagnosis.verdict")
+PREFERRED_METRICS = (
+    "errors.dev.angle.mse",
+    "errors.test.angle.mse",
+    "baseline.test.angle.mse",
+    "diagnosis.verdict",
+)
 
 
 def _cell(value: object) -> str:
@@ -58,9 +62,13 @@ def list_runs(args: argparse.Namespace) -> int:
         latency = run.get("latency", {}).get("median_ms")
         rows.append(
             [
-                run["run_id"], run.get("created", "")[:19], str(run.get("architecture", "")),
+                run["run_id"],
+                run.get("created", "")[:19],
+                str(run.get("architecture", "")),
                 *(_cell(flat.get(m)) for m in metrics),
-                _cell(latency), str(run.get("git_revision", ""))[:12], str(run.get("bundle", "")),
+                _cell(latency),
+                str(run.get("git_revision", ""))[:12],
+                str(run.get("bundle", "")),
             ]
         )
     print(format_table(header, rows))
@@ -80,12 +88,18 @@ def show_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="registry file (default: %(default)s)")
+    common.add_argument(
+        "--index", type=Path, default=DEFAULT_INDEX, help="registry file (default: %(default)s)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     ls = commands.add_parser("ls", parents=[common], help="one line per run")
-    ls.add_argument("--metrics", help="comma-separated metric columns, e.g. dev.steering_mse (default: the first few)")
+    ls.add_argument(
+        "--metrics", help="comma-separated metric columns, e.g. dev.steering_mse (default: the first few)"
+    )
     ls.set_defaults(handler=list_runs)
     show = commands.add_parser("show", parents=[common], help="one run in full, as JSON")
     show.add_argument("run_id", help="run id or a unique prefix of it")

@@ -24,48 +24,76 @@ import math
 import sys
 from pathlib import Path
 
-
 from tqdm import tqdm
 
 from car.bundle import BundleError
 from car.config import ConfigError, load_config
 from car.pilot import Pilot
+from car.tub import Tub, TubError
 from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, open_loop, road_half_width_m
 from sim.vehicle import VehicleModel
-from car.tub import Tub, TubError
 from training.cli import index_range
 
-CAMERA_FLAGS = {"camera_height": "height_m", "camera_pitch": "pitch_deg", "camera_fov": "fov_deg",
-                "camera_forward": "forward_m"}
+CAMERA_FLAGS = {
+    "camera_height": "height_m",
+    "camera_pitch": "pitch_deg",
+    "camera_fov": "fov_deg",
+    "camera_forward": "forward_m",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tubcar replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tub", type=Path, required=True, help="tub folder to replay")
     parser.add_argument("--model", type=Path, required=True, help="model bundle (folder with model.json)")
     parser.add_argument("--out", type=Path, help="where PNG/MP4 go (default: runs/replay/<tub>-<model>)")
     parser.add_argument("--closed-loop", action="store_true", help="drive the recorded laps closed loop")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     parser.add_argument("--no-video", action="store_true", help="skip the MP4 (faster)")
-    parser.add_argument("--records", type=index_range, metavar="START:STOP",
-                        help="replay only records with START <= _index < STOP (e.g. a held-out test block)")
-    parser.add_argument("--worst", type=int, default=6, help="open loop: worst frames shown per situation (%(default)s)")
+    parser.add_argument(
+        "--records",
+        type=index_range,
+        metavar="START:STOP",
+        help="replay only records with START <= _index < STOP (e.g. a held-out test block)",
+    )
+    parser.add_argument(
+        "--worst", type=int, default=6, help="open loop: worst frames shown per situation (%(default)s)"
+    )
     parser.add_argument("--config", type=Path, help="car config TOML: camera mounting, loop rate")
     camera = parser.add_argument_group(
-        "camera (default: what a simulator tub recorded, else the car config's, else the Donkey car's)")
+        "camera (default: what a simulator tub recorded, else the car config's, else the Donkey car's)"
+    )
     camera.add_argument("--camera-height", type=float, help="lens above the floor, metres")
     camera.add_argument("--camera-pitch", type=float, help="downward tilt, degrees")
     camera.add_argument("--camera-fov", type=float, help="horizontal field of view, degrees")
     camera.add_argument("--camera-forward", type=float, help="lens ahead of the rear axle, metres")
     loop = parser.add_argument_group("closed loop")
-    loop.add_argument("--max-offset", type=float, default=ClosedLoopConfig.max_offset_m,
-                      help="lateral offset from the recorded path that counts as an intervention, m (%(default)s)")
-    loop.add_argument("--max-heading", type=float, default=ClosedLoopConfig.max_heading_deg,
-                      help="heading error that counts as an intervention, degrees (%(default)s)")
-    loop.add_argument("--speed", choices=("recorded", "model"), default="recorded",
-                      help="recorded: the car drives the recorded speed (PilotNet); model: the pilot's throttle")
-    loop.add_argument("--max-speed", type=float, default=VehicleModel.max_speed_mps,
-                      help="m/s at throttle 1, for dead reckoning real tubs (%(default)s)")
+    loop.add_argument(
+        "--max-offset",
+        type=float,
+        default=ClosedLoopConfig.max_offset_m,
+        help="lateral offset from the recorded path that counts as an intervention, m (%(default)s)",
+    )
+    loop.add_argument(
+        "--max-heading",
+        type=float,
+        default=ClosedLoopConfig.max_heading_deg,
+        help="heading error that counts as an intervention, degrees (%(default)s)",
+    )
+    loop.add_argument(
+        "--speed",
+        choices=("recorded", "model"),
+        default="recorded",
+        help="recorded: the car drives the recorded speed (PilotNet); model: the pilot's throttle",
+    )
+    loop.add_argument(
+        "--max-speed",
+        type=float,
+        default=VehicleModel.max_speed_mps,
+        help="m/s at throttle 1, for dead reckoning real tubs (%(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -86,18 +114,33 @@ def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -
         text = [f"#{record['_index']} rec {record['user/angle']:+.2f} pred {prediction[0]:+.2f}"]
         video.add(frame, record["user/angle"], prediction[0], text)
 
-    result = open_loop(tub, pilot, on_frame=add_frame if video else None, keep=record_range(args),
-                       progress=lambda items: tqdm(items, desc="open loop", unit="record", disable=args.json))
+    result = open_loop(
+        tub,
+        pilot,
+        on_frame=add_frame if video else None,
+        keep=record_range(args),
+        progress=lambda items: tqdm(items, desc="open loop", unit="record", disable=args.json),
+    )
     metrics = result.metrics()
-    title = f"{tub.path.name} through {args.model.name} ({pilot.card.architecture}, {pilot.card.quantization})"
+    title = (
+        f"{tub.path.name} through {args.model.name} ({pilot.card.architecture}, {pilot.card.quantization})"
+    )
     files = {"timeline": ea.plot_timeline(result.recorded, result.predicted, out / "timeline.png", title)}
     labels = ea.situations(result.records, result.recorded[:, 0])
     groups = ea.error_by_situation(labels, result.recorded, result.predicted)
     worst = ea.worst_by_situation(labels, result.recorded, result.predicted, args.worst)
-    frames = {name: [tub.load_image(result.records[k]) for k in positions] for name, positions in worst.items()}
+    frames = {
+        name: [tub.load_image(result.records[k]) for k in positions] for name, positions in worst.items()
+    }
     files["errors"] = ea.plot_gallery(
-        frames, result.recorded, result.predicted, worst, [r["_index"] for r in result.records], groups,
-        out / "errors.png", title=f"worst frames by situation: {title}",
+        frames,
+        result.recorded,
+        result.predicted,
+        worst,
+        [r["_index"] for r in result.records],
+        groups,
+        out / "errors.png",
+        title=f"worst frames by situation: {title}",
     )
     if video:
         files["video"] = video.close()
@@ -112,8 +155,12 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
     flags = {field: getattr(args, flag) for flag, field in CAMERA_FLAGS.items()}
     camera = camera_for_tub(tub, car_config.camera.model_dump() if car_config else None, flags)
     vehicle = VehicleModel(max_speed_mps=args.max_speed)
-    config = ClosedLoopConfig(max_offset_m=args.max_offset, max_heading_deg=args.max_heading, speed=args.speed,
-                              road_half_width_m=road_half_width_m(tub))
+    config = ClosedLoopConfig(
+        max_offset_m=args.max_offset,
+        max_heading_deg=args.max_heading,
+        speed=args.speed,
+        road_half_width_m=road_half_width_m(tub),
+    )
     rate = car_config.loop.rate_hz if car_config else 20.0
     video = None if args.no_video else ea.ReplayVideo(out / "closed_loop.mp4", fps=rate, scale=2)
     count = {"interventions": 0}
@@ -124,12 +171,16 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
         count["interventions"] += step.intervention
         if video is None:
             return
-        text = [f"t {step.time_s:5.1f}s  record #{step.record_index}",
-                f"offset {step.lateral_m:+.2f} m  heading {math.degrees(step.heading_rad):+.1f} deg",
-                f"interventions {count['interventions']}"]
+        text = [
+            f"t {step.time_s:5.1f}s  record #{step.record_index}",
+            f"offset {step.lateral_m:+.2f} m  heading {math.degrees(step.heading_rad):+.1f} deg",
+            f"interventions {count['interventions']}",
+        ]
         video.add(frame, math.nan, step.angle, text, alert=step.intervention)
 
-    result = closed_loop(tub, pilot, camera, vehicle, config, rate_hz=rate, on_step=on_step, keep=record_range(args))
+    result = closed_loop(
+        tub, pilot, camera, vehicle, config, rate_hz=rate, on_step=on_step, keep=record_range(args)
+    )
     bar.close()
     metrics = result.metrics()
     metrics["camera"] = camera.__dict__.copy()
@@ -140,20 +191,28 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
 
 def print_summary(metrics: dict, closed: bool) -> None:
     if closed:
-        print(f"closed loop over {metrics['records']} records ({metrics['path']} path, {metrics['speed']} speed): "
-              f"{metrics['elapsed_s']:.1f} s driven")
-        print(f"  autonomy {metrics['autonomy']:.3f}   interventions {metrics['interventions']}   "
-              f"offset mean {metrics['mean_offset']:.3f} m, max {metrics['max_offset']:.3f} m   "
-              f"heading error mean {metrics['mean_heading_error_deg']:.1f} deg")
+        print(
+            f"closed loop over {metrics['records']} records ({metrics['path']} path, {metrics['speed']} speed): "
+            f"{metrics['elapsed_s']:.1f} s driven"
+        )
+        print(
+            f"  autonomy {metrics['autonomy']:.3f}   interventions {metrics['interventions']}   "
+            f"offset mean {metrics['mean_offset']:.3f} m, max {metrics['max_offset']:.3f} m   "
+            f"heading error mean {metrics['mean_heading_error_deg']:.1f} deg"
+        )
     else:
         print(f"open loop over {metrics['frames']} frames ({metrics['skipped']} skipped)")
         for name in ("steering", "throttle"):
-            print(f"  {name:8}  MSE {metrics[f'{name}_mse']:.4f} (predict-the-mean {metrics[f'baseline_{name}_mse']:.4f})"
-                  f"   MAE {metrics[f'{name}_mae']:.4f} (predict-the-mean {metrics[f'baseline_{name}_mae']:.4f})")
+            print(
+                f"  {name:8}  MSE {metrics[f'{name}_mse']:.4f} (predict-the-mean {metrics[f'baseline_{name}_mse']:.4f})"
+                f"   MAE {metrics[f'{name}_mae']:.4f} (predict-the-mean {metrics[f'baseline_{name}_mae']:.4f})"
+            )
         print("  steering error by situation:")
         for group in metrics["situations"]:
-            print(f"    {group['situation']:17} {group['frames']:5} frames ({group['frame_share']:5.1%})  "
-                  f"MSE {group['steering_mse']:.4f}  share of error {group['error_share']:5.1%}")
+            print(
+                f"    {group['situation']:17} {group['frames']:5} frames ({group['frame_share']:5.1%})  "
+                f"MSE {group['steering_mse']:.4f}  share of error {group['error_share']:5.1%}"
+            )
     for name, path in metrics.get("files", {}).items():
         print(f"  wrote {path}")
 

@@ -16,11 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-
 from tqdm import tqdm
 
-from sim import ImageEffects, Observation, Simulation, Track, record_tub
 from evaluation.scoring import camera_pilot, expert_pilot, score
+from sim import ImageEffects, Observation, Simulation, Track, record_tub
 
 
 def track_argument(value: str) -> Track:
@@ -48,9 +47,11 @@ def make_simulation(args: argparse.Namespace) -> Simulation:
 def record(args: argparse.Namespace) -> None:
     sim = make_simulation(args)
     summary = record_tub(sim, args.out, laps=args.laps, noise=args.noise, seed=args.seed)
-    print(f"recorded {summary['records']} records, {summary['laps']} laps of {summary['track']} "
-          f"({sim.track.length:.1f} m) with steering noise {args.noise} into {args.out}; "
-          f"interventions {summary['interventions']}")
+    print(
+        f"recorded {summary['records']} records, {summary['laps']} laps of {summary['track']} "
+        f"({sim.track.length:.1f} m) with steering noise {args.noise} into {args.out}; "
+        f"interventions {summary['interventions']}"
+    )
 
 
 def drive(args: argparse.Namespace) -> None:
@@ -66,15 +67,21 @@ def drive(args: argparse.Namespace) -> None:
         from evaluation.video import DriveVideo
 
         video = DriveVideo(args.video, sim)
-    bar = tqdm(total=args.laps, desc=f"drive {sim.track.name}", file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n:.2f}/{total} laps [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=args.laps,
+        desc=f"drive {sim.track.name}",
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n:.2f}/{total} laps [{elapsed}<{remaining}]",
+    )
 
     def on_step(observation: Observation) -> None:
         bar.update(min(max(observation.progress, 0.0), args.laps) - bar.n)
         if video:
             video.write(observation)
 
-    result = score(pilot, sim, laps=args.laps, throttle=args.throttle, time_limit_s=args.time_limit, on_step=on_step)
+    result = score(
+        pilot, sim, laps=args.laps, throttle=args.throttle, time_limit_s=args.time_limit, on_step=on_step
+    )
     bar.close()
     result["model"] = args.model
     if video:
@@ -97,8 +104,8 @@ def show(args: argparse.Namespace) -> None:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from sim.pictures import save_camera_comparison
     from car.tub import Tub
+    from sim.pictures import save_camera_comparison
 
     tub = Tub(args.tub)
     records = list(tub.records())
@@ -111,7 +118,9 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     rec = commands.add_parser("record", help="let the expert drive and record a tub")

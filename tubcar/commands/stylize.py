@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 
-
 def load_content_frames(tub_paths: list[str], max_frames: int, seed: int, scale: float = 1.0):
     """Up to max_frames random camera frames from the tubs, scaled: uint8 (N, H, W, 3), H, W % 4 == 0,
     and the tubs' own frame size (H, W)."""
@@ -33,7 +32,9 @@ def load_content_frames(tub_paths: list[str], max_frames: int, seed: int, scale:
     frames = [tub.load_image(record, CAMERA_IMAGE) for tub, record in (records[i] for i in picks)]
     height, width = frames[0].shape[:2]
     size = (max(4, round(width * scale / 4) * 4), max(4, round(height * scale / 4) * 4))
-    scaled = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) if f.shape[1::-1] != size else f for f in frames]
+    scaled = [
+        cv2.resize(f, size, interpolation=cv2.INTER_AREA) if f.shape[1::-1] != size else f for f in frames
+    ]
     return np.stack(scaled), (height, width)
 
 
@@ -66,12 +67,16 @@ def train(args: argparse.Namespace) -> None:
         network=NetworkSpec(tuple(args.filters), args.residual_blocks, args.end_kernel),
         loss=LossWeights(args.content_weight, args.style_weight, args.tv_weight),
     )
-    print(f"style {args.style}: {style_image.shape[1]}x{style_image.shape[0]}; content: {len(frames)} frames "
-          f"{frames.shape[2]}x{frames.shape[1]} from {', '.join(args.tub)}")
+    print(
+        f"style {args.style}: {style_image.shape[1]}x{style_image.shape[0]}; content: {len(frames)} frames "
+        f"{frames.shape[2]}x{frames.shape[1]} from {', '.join(args.tub)}"
+    )
     bar = tqdm(total=settings.steps, desc="train style", unit="step")
 
     def on_step(_: int, losses: dict[str, float]) -> None:
-        bar.set_postfix(loss=f"{losses['total']:.3f}", content=f"{losses['content']:.3f}", style=f"{losses['style']:.3f}")
+        bar.set_postfix(
+            loss=f"{losses['total']:.3f}", content=f"{losses['content']:.3f}", style=f"{losses['style']:.3f}"
+        )
         bar.update()
 
     network, history = train_style_network(style_image, frames, settings, args.vgg_weights, on_step)
@@ -107,23 +112,34 @@ def apply(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar stylize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar stylize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("train", help="learn a style network from one style image")
     fit.add_argument("--style", required=True, help="style image (PNG/JPEG)")
     fit.add_argument("--out", required=True, help="style folder to write")
-    fit.add_argument("--tub", nargs="+", default=["data"], help="tubs (or folders of tubs) giving content frames")
+    fit.add_argument(
+        "--tub", nargs="+", default=["data"], help="tubs (or folders of tubs) giving content frames"
+    )
     fit.add_argument("--name", help="style name (default: the image's file name)")
-    fit.add_argument("--vgg-weights", default="imagenet",
-                     help="'imagenet' (Keras cache ~/.keras/models), a VGG16 no-top .h5 file, or 'random'")
+    fit.add_argument(
+        "--vgg-weights",
+        default="imagenet",
+        help="'imagenet' (Keras cache ~/.keras/models), a VGG16 no-top .h5 file, or 'random'",
+    )
     fit.add_argument("--steps", type=int, default=2000)
     fit.add_argument("--batch-size", type=int, default=4)
     fit.add_argument("--learning-rate", type=float, default=1e-3)
     fit.add_argument("--style-size", type=int, default=256, help="style image's longer side as VGG sees it")
     fit.add_argument("--max-frames", type=int, default=2000, help="content frames to sample from the tubs")
-    fit.add_argument("--content-scale", type=float, default=1.0,
-                     help="train on frames scaled by this (0.5: 4x faster steps; the net still applies to full frames)")
+    fit.add_argument(
+        "--content-scale",
+        type=float,
+        default=1.0,
+        help="train on frames scaled by this (0.5: 4x faster steps; the net still applies to full frames)",
+    )
     fit.add_argument("--filters", type=int, nargs=3, default=[8, 16, 32], metavar=("F1", "F2", "F3"))
     fit.add_argument("--residual-blocks", type=int, default=3)
     fit.add_argument("--end-kernel", type=int, default=3, help="kernel of the first and last convolutions")

@@ -13,7 +13,6 @@ With --distribute multiworker only worker 0 (the chief) exports and registers th
 import argparse
 from pathlib import Path
 
-
 import augment
 from training.cli import add_arguments, options_from_args
 from training.distribute import is_chief
@@ -22,11 +21,18 @@ from training.train import train
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     augment.add_arguments(parser)
-    parser.add_argument("--registry", type=Path, default=DEFAULT_INDEX, metavar="PATH",
-                        help=f"models registry the run is appended to (default {DEFAULT_INDEX})")
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=DEFAULT_INDEX,
+        metavar="PATH",
+        help=f"models registry the run is appended to (default {DEFAULT_INDEX})",
+    )
     args = parser.parse_args(argv)
     options = options_from_args(args, augment.config_from_args(args))
     result = train(args.tub, args.out, options)
@@ -39,4 +45,6 @@ def main(argv: list[str] | None = None) -> int | None:
         f"latency {card.latency.median_ms:.3f} ms median here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
     )
     entry = append_run(result.out, args, index=args.registry, card=card)
-    print(f"registry: run {entry['run_id']} appended to {args.registry} (tubcar models ls --index {args.registry})")
+    print(
+        f"registry: run {entry['run_id']} appended to {args.registry} (tubcar models ls --index {args.registry})"
+    )

@@ -1,11 +1,11 @@
 """Inspect and maintain tubs.
 
-  tubcar tub info PATH... [--json]        records, deleted, sessions, fields, angle/throttle stats
-  tubcar tub check PATH [--repair]        decode every record and image; repair the layout
-  tubcar tub delete PATH RANGE            soft-delete records, e.g. 100:250 (end excluded) or 7
-  tubcar tub restore PATH RANGE           undo a delete
-  tubcar tub convert V1 V2                Donkeycar v1 tub -> v2 tub (JPEGs copied unchanged)
-  tubcar tub hist PATH... --out hist.png  angle/throttle histograms
+tubcar tub info PATH... [--json]        records, deleted, sessions, fields, angle/throttle stats
+tubcar tub check PATH [--repair]        decode every record and image; repair the layout
+tubcar tub delete PATH RANGE            soft-delete records, e.g. 100:250 (end excluded) or 7
+tubcar tub restore PATH RANGE           undo a delete
+tubcar tub convert V1 V2                Donkeycar v1 tub -> v2 tub (JPEGs copied unchanged)
+tubcar tub hist PATH... --out hist.png  angle/throttle histograms
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
 
 from car.tub import Tub, TubError, open_tubs
 from car.tub.convert import convert_v1_to_v2
@@ -44,7 +43,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name in ("angle", "throttle"):
         stats = summary[name]
         if stats:
-            print(f"{name:9} mean {stats['mean']:+.3f}  std {stats['std']:.3f}  min {stats['min']:+.3f}  max {stats['max']:+.3f}")
+            print(
+                f"{name:9} mean {stats['mean']:+.3f}  std {stats['std']:.3f}  min {stats['min']:+.3f}  max {stats['max']:+.3f}"
+            )
     if summary["problems"]:
         print(f"skipped {len(summary['problems'])} bad records (see `tubcar tub check`)")
     return 0
@@ -63,8 +64,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     tub = Tub(args.path)
     (tub.delete if args.command == "delete" else tub.restore)(args.range)
-    print(f"{args.path}: {args.command}d {len(args.range)} records ({args.range.start}..{args.range.stop - 1}); "
-          f"{len(tub.deleted_indexes)} deleted in all")
+    print(
+        f"{args.path}: {args.command}d {len(args.range)} records ({args.range.start}..{args.range.stop - 1}); "
+        f"{len(tub.deleted_indexes)} deleted in all"
+    )
     return 0
 
 
@@ -72,7 +75,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     converted, skipped = convert_v1_to_v2(args.source, args.target)
     for problem in skipped:
         print(f"skipped     {problem}")
-    print(f"{args.source} -> {args.target}: {len(converted)} records (+{len(converted.deleted_indexes)} deleted)")
+    print(
+        f"{args.source} -> {args.target}: {len(converted)} records (+{len(converted.deleted_indexes)} deleted)"
+    )
     return 0
 
 
@@ -83,7 +88,9 @@ def cmd_hist(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(prog="tubcar tub", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tubcar tub", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="summarise tubs")
     info.add_argument("paths", nargs="+", type=Path)
@@ -91,7 +98,9 @@ def main(argv: list[str] | None = None) -> int | None:
     info.set_defaults(run=cmd_info)
     checking = sub.add_parser("check", help="verify every record and image")
     checking.add_argument("path", type=Path)
-    checking.add_argument("--repair", action="store_true", help="cut torn lines, rebuild manifests, soft-delete bad records")
+    checking.add_argument(
+        "--repair", action="store_true", help="cut torn lines, rebuild manifests, soft-delete bad records"
+    )
     checking.set_defaults(run=cmd_check)
     for name in ("delete", "restore"):
         command = sub.add_parser(name, help=f"{name} records by index range")
