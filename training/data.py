@@ -18,6 +18,14 @@ from tqdm import tqdm
 
 from car.channels import CAMERA_IMAGE, MODE_USER, USER_ANGLE, USER_MODE, USER_THROTTLE
 from car.tub import Tub, TubRecordError, open_tubs
+from car.tub.ranges import parse_index_range
+from training.flags import flag
+
+
+def index_bounds(text: str) -> tuple[int, int]:
+    """`--records START:STOP` -> (start, stop), as RecordFilter and model.json hold it."""
+    records = parse_index_range(text)
+    return records.start, records.stop
 
 
 @dataclass(frozen=True)
@@ -31,9 +39,15 @@ class RecordFilter:
     index_range: keep records whose `_index` is in [start, stop) (None keeps all).
     """
 
-    modes: tuple[str, ...] = (MODE_USER,)
-    min_throttle: float | None = None
-    index_range: tuple[int, int] | None = None
+    modes: tuple[str, ...] = flag((MODE_USER,), "keep records driven in these modes", nargs="+")
+    min_throttle: float | None = flag(None, "keep records with throttle above this (default: all)")
+    index_range: tuple[int, int] | None = flag(
+        None,
+        "keep _index in [START, STOP) (default: all)",
+        name="--records",
+        type=index_bounds,
+        metavar="START:STOP",
+    )
 
 
 @dataclass
@@ -134,17 +148,16 @@ def load_frames(
             tqdm(pool.map(_decode, jobs), total=len(jobs), desc="decode", unit="frame", disable=not progress)
         )
     images, kept = [], []
-    for job, image in zip(jobs, decoded):
+    for (tub, record), image in zip(jobs, decoded, strict=True):
         if isinstance(image, str):
             report.bad.append(image)
         elif images and image.shape != images[0].shape:
             shape = images[0].shape
-            report.bad.append(
-                f"{job[0].image_path(job[1])}: {image.shape[1]}x{image.shape[0]}, expected {shape[1]}x{shape[0]}"
-            )
+            size, expected = f"{image.shape[1]}x{image.shape[0]}", f"{shape[1]}x{shape[0]}"
+            report.bad.append(f"{tub.image_path(record)}: {size}, expected {expected}")
         else:
             images.append(image)
-            kept.append(job)
+            kept.append((tub, record))
     report.kept = len(kept)
     if not kept:
         raise ValueError(f"no usable frames in {report.tubs}: {report.summary()}")

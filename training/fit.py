@@ -1,7 +1,7 @@
 """Optimisation: Adam with a learning-rate schedule, early stopping on dev loss, checkpoints.
 
-Every knob is a field of `FitConfig`; scripts/train.py exposes each as a flag and the
-tests check that each one changes what training does.
+Every knob is a field of `FitConfig` and a flag of `tubcar train` (training/flags.py
+generates them); the tests check that each one changes what training does.
 """
 
 from __future__ import annotations
@@ -10,22 +10,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from training.flags import flag
+
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_schedule: str = "cosine"  # cosine decays to lr * lr_final_fraction over all epochs
-    lr_decay: float = 0.9  # exponential: lr multiplied by this once per epoch
-    lr_final_fraction: float = 0.05  # cosine: the final lr as a fraction of --lr
-    patience: int = 6  # epochs without dev-loss improvement before stopping
-    min_delta: float = 0.0  # smallest dev-loss decrease that counts as an improvement
-    throttle_weight: float = 0.5  # loss = angle MSE + throttle_weight * throttle MSE
-    seed: int = 0
-    verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
+    epochs: int = flag(30, "most epochs (early stopping may end sooner)")
+    batch_size: int = flag(64, "frames per optimiser step")
+    lr: float = flag(1e-3, "initial learning rate")
+    lr_schedule: str = flag(
+        "cosine", "cosine decays to lr * lr_final_fraction over all epochs", choices=LR_SCHEDULES
+    )
+    lr_decay: float = flag(0.9, "exponential: lr multiplied by this once per epoch")
+    lr_final_fraction: float = flag(0.05, "cosine: the final lr as a fraction of --lr")
+    patience: int = flag(6, "early stopping: epochs without dev-loss improvement before stopping")
+    min_delta: float = flag(0.0, "smallest dev-loss decrease that counts as an improvement")
+    throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
+    seed: int = 0  # weights, shuffling, augmentation; tubcar train's --seed (SplitConfig) sets both
+    verbose: int = flag(
+        1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch", choices=(0, 1, 2)
+    )
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:

@@ -8,12 +8,14 @@ the TFLite signature's order (`output_0`, `output_1`), which the car relies on.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from car.frames import FrameSpec
+from training.flags import flag
 
 ARCHITECTURES = ("fast", "linear", "pilotnet")
 OUTPUT_NAMES = ("angle", "throttle")
@@ -36,10 +38,16 @@ class ModelOptions:
     "bigger network", and the one that moves latency most after the input size.
     """
 
-    dropout: float | None = None
-    l2: float = 0.0
-    batch_norm: bool | None = None
-    width: float = 1.0
+    dropout: float | None = flag(None, "dropout rate (default: the architecture's)")
+    l2: float = flag(0.0, "L2 weight penalty on convs and dense layers")
+    batch_norm: bool | None = flag(
+        None, "batch normalisation (default: the architecture's)", action=argparse.BooleanOptionalAction
+    )
+    width: float = flag(
+        1.0,
+        "scales every layer's filters/units (1.0: the architecture as published)",
+        name="--width-multiplier",
+    )
 
     def __post_init__(self) -> None:
         if self.width <= 0:

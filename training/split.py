@@ -18,18 +18,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.flags import flag
+
 SPLIT_UNITS = ("block", "session")
 MAX_EVAL_FRAMES = 10_000
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    unit: str = "block"  # "block" of consecutive frames, or whole "session"
-    block_frames: int = 100  # 5 s at 20 Hz
-    gap: int = 5  # frames dropped at both ends of each dev/test block
-    max_eval_frames: int = MAX_EVAL_FRAMES
-    seed: int = 0
+    fractions: tuple[float, float, float] = flag(
+        (0.8, 0.1, 0.1), "train/dev/test fractions", name="--split", nargs=3, metavar=("TRAIN", "DEV", "TEST")
+    )
+    unit: str = flag(
+        "block",
+        "unit assigned to one set: a block of consecutive frames, or a whole session",
+        name="--split-by",
+        choices=SPLIT_UNITS,
+    )
+    block_frames: int = flag(100, "frames per block (100 = 5 s at 20 Hz)")
+    gap: int = flag(5, "frames dropped at both ends of each dev/test block", name="--split-gap")
+    max_eval_frames: int = flag(MAX_EVAL_FRAMES, "cap on dev and on test size")
+    seed: int = flag(0, "seeds the split, weights, shuffling, augmentation")
 
     def __post_init__(self) -> None:
         if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:

@@ -26,11 +26,13 @@ import numpy as np
 from car.frames import FrameSpec, normalise
 from training.augment_workers import AugmentedBatches
 from training.data import Frames, LoadReport, RecordFilter, load_frames, source_size
+from training.distribute import CHOICES as DISTRIBUTE_CHOICES
 from training.distribute import fit_multiworker, is_chief, output_dir, strategy_from_flag
-from training.export import export_bundle
+from training.export import QUANTIZATIONS, export_bundle
 from training.fit import FitConfig, fit
+from training.flags import flag
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
-from training.models import ModelOptions, build_model, default_frame_spec, set_output_bias
+from training.models import ARCHITECTURES, ModelOptions, build_model, default_frame_spec, set_output_bias
 from training.pipeline import (
     augmented_dataset,
     evaluation_dataset,
@@ -56,21 +58,36 @@ KERAS_FILE = "model.keras"
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Everything one run needs besides the data (each field has a scripts/train.py flag)."""
+    """Everything one run needs besides the data; `flag` fields are flags of `tubcar train`."""
 
-    architecture: str = "fast"
-    model: ModelOptions = ModelOptions()
-    fit: FitConfig = FitConfig()
-    split: SplitConfig = SplitConfig()
-    rules: RecordFilter = RecordFilter()
+    architecture: str = flag("fast", "architecture", name="--model", choices=ARCHITECTURES)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    fit: FitConfig = field(default_factory=FitConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    rules: RecordFilter = field(default_factory=RecordFilter)
     frame_overrides: dict[str, Any] = field(default_factory=dict)  # FrameSpec fields, e.g. crop_top
-    quantization: str = "auto"
-    budget_ms: float = DEFAULT_BUDGET_MS
-    pi_scale_factor: float = PI4_SCALE_FACTOR
+    quantization: str = flag(
+        "auto", "auto: int8 if it passes parity", name="--quantize", choices=("auto", *QUANTIZATIONS)
+    )
+    budget_ms: float = flag(
+        DEFAULT_BUDGET_MS, "model latency allowed on a Pi 4 (20 Hz loop), ms", name="--latency-budget-ms"
+    )
+    pi_scale_factor: float = flag(PI4_SCALE_FACTOR, "assumed Pi 4 / this machine latency ratio")
     augment: Any = None  # augment.AugmentConfig, or None for no augmentation
-    workers: int = 4
-    augment_workers: int = os.cpu_count() or 1  # processes augmenting batches; 0: in the training process
-    distribute: str = "none"  # training.distribute.CHOICES: none, mirrored (local GPUs), multiworker
+    workers: int = flag(4, "threads decoding JPEGs")
+    augment_workers: int = flag(
+        os.cpu_count() or 1,
+        "processes augmenting training batches, one per CPU core by default (0: in the training process)",
+    )
+    distribute: str = flag(
+        "none",
+        "mirrored: every local GPU; multiworker: several machines, each with its TF_CONFIG",
+        choices=DISTRIBUTE_CHOICES,
+    )
+
+    @property
+    def augments(self) -> bool:
+        return self.augment is not None and self.augment.enabled
 
 
 @dataclass

@@ -30,9 +30,9 @@ from car.bundle import BundleError
 from car.config import ConfigError, load_config
 from car.pilot import Pilot
 from car.tub import Tub, TubError
+from car.tub.ranges import parse_index_range
 from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, open_loop, road_half_width_m
 from sim.vehicle import VehicleModel
-from training.cli import index_range
 
 CAMERA_FLAGS = {
     "camera_height": "height_m",
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-video", action="store_true", help="skip the MP4 (faster)")
     parser.add_argument(
         "--records",
-        type=index_range,
+        type=parse_index_range,
         metavar="START:STOP",
         help="replay only records with START <= _index < STOP (e.g. a held-out test block)",
     )
@@ -101,8 +101,7 @@ def record_range(args: argparse.Namespace):
     """`keep(record)` for --records, or None to replay every record."""
     if args.records is None:
         return None
-    start, stop = args.records
-    return lambda record: start <= record["_index"] < stop
+    return lambda record: record["_index"] in args.records
 
 
 def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -> dict:

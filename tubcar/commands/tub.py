@@ -2,7 +2,7 @@
 
 tubcar tub info PATH... [--json]        records, deleted, sessions, fields, angle/throttle stats
 tubcar tub check PATH [--repair]        decode every record and image; repair the layout
-tubcar tub delete PATH RANGE            soft-delete records, e.g. 100:250 (end excluded) or 7
+tubcar tub delete PATH RANGE            soft-delete records, e.g. 100:250 (STOP excluded) or 7
 tubcar tub restore PATH RANGE           undo a delete
 tubcar tub convert V1 V2                Donkeycar v1 tub -> v2 tub (JPEGs copied unchanged)
 tubcar tub hist PATH... --out hist.png  angle/throttle histograms
@@ -18,17 +18,7 @@ from pathlib import Path
 from car.tub import Tub, TubError, open_tubs
 from car.tub.convert import convert_v1_to_v2
 from car.tub.inspect import check, save_histograms, summarise
-
-
-def parse_range(text: str) -> range:
-    """'100:250' -> indexes 100..249; '7' -> just 7."""
-    try:
-        if ":" in text:
-            start, end = text.split(":", 1)
-            return range(int(start), int(end))
-        return range(int(text), int(text) + 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an index or a START:END range") from None
+from car.tub.ranges import parse_index_range
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -105,7 +95,7 @@ def main(argv: list[str] | None = None) -> int | None:
     for name in ("delete", "restore"):
         command = sub.add_parser(name, help=f"{name} records by index range")
         command.add_argument("path", type=Path)
-        command.add_argument("range", type=parse_range, help="INDEX or START:END (END excluded)")
+        command.add_argument("range", type=parse_index_range, help="INDEX or START:STOP (STOP excluded)")
         command.set_defaults(run=cmd_delete)
     convert = sub.add_parser("convert", help="Donkeycar v1 tub -> v2 tub")
     convert.add_argument("source", type=Path)
