@@ -8,8 +8,8 @@
     report     errors, baselines, noise floor, bias/variance diagnosis, plots
     export     Keras -> pilot.tflite + model.json, quantisation, parity check
     latency    single-thread latency and the Raspberry Pi 4 budget (no TensorFlow)
-    train      one run end to end;  cli: the flags of scripts/train.py
-    acceptance the README's acceptance measurements
+    train      one run end to end, in named stages (load, split, fit, evaluate, report, export)
+    flags      command-line flags generated from the config dataclasses;  cli: tubcar train's
 
 TensorFlow is imported inside the functions that need it, never at import time.
 """

@@ -133,7 +133,7 @@ def fit_multiworker(
                 per_example_loss(images, labels, True), global_batch_size=config.batch_size
             )
         gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduced
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))  # all-reduced
         return loss
 
     @tf.function

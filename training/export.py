@@ -66,7 +66,9 @@ def convert(model, quantization: str, representative: np.ndarray | None = None) 
 def keras_outputs(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """Keras predictions by output name, each (N,)."""
     predictions = model.predict(inputs, batch_size=64, verbose=0)
-    return {name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUT_NAMES, predictions)}
+    return {
+        name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUT_NAMES, predictions, strict=True)
+    }
 
 
 def tflite_outputs(pilot: Pilot, inputs: np.ndarray) -> dict[str, np.ndarray]:

@@ -45,7 +45,7 @@ def machine_name() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("model name") or line.startswith("Model"):
+                if line.startswith(("model name", "Model")):
                     cpu = line.split(":", 1)[1].strip()
                     break
     except OSError:

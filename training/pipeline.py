@@ -17,13 +17,17 @@ seed while every epoch still sees fresh augmentations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from car.frames import FrameSpec, prepare_frame
 from training.augment_workers import AugmentedBatches
+from training.data import Frames
+from training.fit import FitConfig
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -154,6 +158,35 @@ def evaluation_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices((prepared, labels_of(angles, throttles)))
     return dataset.batch(batch_size).map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
+
+
+@contextmanager
+def training_input(
+    frames: Frames,
+    prepared: np.ndarray,
+    spec: FrameSpec,
+    fit: FitConfig,
+    augmenter: Callable | None = None,
+    augment_workers: int = 0,
+    per_worker: bool = False,
+) -> Iterator[Any]:
+    """The training split as `fit` takes it, for as long as the `with` block runs.
+
+    Without an augmenter: shuffled batches of the `prepared` frames. With one: batches of
+    the camera `frames` augmented and prepared by `augment_workers` processes (stopped
+    when the block ends); `per_worker` (multi-worker runs) gives instead a function of
+    tf.distribute's InputContext, so that each worker augments only its share of a batch.
+    """
+    if augmenter is None:
+        yield training_dataset(prepared, frames.angles, frames.throttles, spec, fit.batch_size, fit.seed)
+        return
+    with AugmentedBatches(
+        frames.images, frames.angles, frames.throttles, augmenter, spec, augment_workers
+    ) as batches:
+        if per_worker:
+            yield partial(worker_augmented_dataset, batches, spec, fit.batch_size, fit.seed)
+        else:
+            yield augmented_dataset(batches, spec, fit.batch_size, fit.seed)
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:

@@ -81,7 +81,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path) -> Path:
     keys = [(key, title) for key, title in keys if key in history]
     figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
     epochs = np.arange(1, len(history["loss"]) + 1)
-    for axis, (key, title) in zip(axes[0], keys):
+    for axis, (key, title) in zip(axes[0], keys, strict=True):
         axis.plot(epochs, history[key], label="train (augmented, dropout on)")
         if f"val_{key}" in history:
             axis.plot(epochs, history[f"val_{key}"], label="dev")

@@ -1,4 +1,13 @@
-"""One training run, end to end: tubs -> split -> fit -> report -> model bundle.
+"""One training run, end to end: tubs -> split -> fit -> evaluate -> report -> model bundle.
+
+    train(tubs, out, options)
+      start_run     output folder, tf.distribute strategy, seeds            -> Run
+      load_data     tubs -> labelled frames in memory, bad records counted  -> Frames, LoadReport
+      split_data    train/dev/test, each prepared as the model's input      -> DataSets
+      fit_model     build the model, fit it (early stopping), model.keras   -> Fitted
+      evaluate      errors, baselines, noise floor, diagnosis               -> Evaluation
+      write_report  report.md, metrics.json, learning_curves.png, test_predictions.png
+      export_model  pilot.tflite + model.json                               -> ModelCard
 
 Writes into `out`: `pilot.tflite` + `model.json` (the bundle), `model.keras`,
 `report.md`, `metrics.json`, `learning_curves.png`, `test_predictions.png`,
@@ -15,16 +24,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from car.bundle import ModelCard
 from car.frames import FrameSpec, normalise
-from training.augment_workers import AugmentedBatches
 from training.data import Frames, LoadReport, RecordFilter, load_frames, source_size
 from training.distribute import CHOICES as DISTRIBUTE_CHOICES
 from training.distribute import fit_multiworker, is_chief, output_dir, strategy_from_flag
@@ -33,16 +40,10 @@ from training.fit import FitConfig, fit
 from training.flags import flag
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
 from training.models import ARCHITECTURES, ModelOptions, build_model, default_frame_spec, set_output_bias
-from training.pipeline import (
-    augmented_dataset,
-    evaluation_dataset,
-    prepare_all,
-    steps_per_epoch,
-    training_dataset,
-    worker_augmented_dataset,
-)
+from training.pipeline import evaluation_dataset, prepare_all, steps_per_epoch, training_input
 from training.report import (
     OUTPUTS,
+    SETS,
     baseline_errors,
     diagnose,
     errors,
@@ -101,50 +102,42 @@ class TrainResult:
     report_text: str
 
 
-def frame_spec(frames: Frames, options: TrainOptions) -> FrameSpec:
-    """The architecture's input for this camera, with the user's overrides applied."""
-    width, height = source_size(frames)
-    return replace(default_frame_spec(options.architecture, width, height), **options.frame_overrides)
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """Where this process writes, how it distributes the work, and when it started."""
+
+    out: Path  # a scratch folder on a multi-worker run's non-chief workers
+    strategy: Any  # the tf.distribute strategy
+    started: float  # time.perf_counter() at the start: training time counts loading too
 
 
-def build_augmenter(options: TrainOptions) -> Callable | None:
-    """The augment package's label-aware augmenter, or None when augmentation is off."""
-    if options.augment is None or not options.augment.enabled:
-        return None
-    import augment
+@dataclass(frozen=True, kw_only=True)
+class DataSets:
+    """The run's frames split into train/dev/test, each also prepared as the model's input."""
 
-    return augment.build_augmenter(options.augment, seed=options.fit.seed)
-
-
-def predict(model, prepared: np.ndarray, spec: FrameSpec) -> dict[str, np.ndarray]:
-    """Keras predictions by output name, each (N,)."""
-    outputs = model.predict(
-        evaluation_dataset(prepared, np.zeros(len(prepared)), np.zeros(len(prepared)), spec), verbose=0
-    )
-    return {name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUTS, outputs)}
+    frames: Frames  # every kept frame (the noise floor is measured on all of them)
+    load_report: LoadReport
+    split: Split
+    spec: FrameSpec
+    sets: dict[str, Frames]  # "train", "dev" and, when it is not empty, "test"
+    prepared: dict[str, np.ndarray]  # the same sets as model frames, (N, H, W, C) uint8
 
 
-def labels(frames: Frames) -> dict[str, np.ndarray]:
-    return {"angle": frames.angles, "throttle": frames.throttles}
+@dataclass(frozen=True, kw_only=True)
+class Fitted:
+    """The trained model and how training went."""
+
+    model: Any  # Keras, with its best dev-loss weights
+    history: dict[str, list[float]]
+    seconds: float  # from the start of the run to the end of fitting
 
 
-def evaluate(
-    model, sets: dict[str, tuple[Frames, np.ndarray]], spec: FrameSpec, all_frames: Frames
-) -> dict[str, Any]:
-    """Errors on each set, the train-mean baseline, the noise floor and the diagnosis."""
-    train_labels = labels(sets["train"][0])
-    predictions = {name: predict(model, prepared, spec) for name, (_, prepared) in sets.items()}
-    errs = {name: errors(labels(frames), predictions[name]) for name, (frames, _) in sets.items()}
-    floor = {name: noise_floor(getattr(all_frames, f"{name}s"), all_frames.sessions) for name in OUTPUTS}
-    return {
-        "errors": errs,
-        "baseline": {
-            name: baseline_errors(train_labels, labels(frames)) for name, (frames, _) in sets.items()
-        },
-        "noise_floor": floor,
-        "diagnosis": diagnose(errs["train"]["angle"]["mse"], errs["dev"]["angle"]["mse"], floor["angle"]),
-        "predictions": predictions,
-    }
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """How well the model predicts each set, beside the baselines."""
+
+    metrics: dict[str, Any]  # metrics.json: errors, baseline, noise_floor, diagnosis, summary
+    predictions: dict[str, dict[str, np.ndarray]]  # set -> output -> (N,)
 
 
 def train(
@@ -157,38 +150,76 @@ def train(
     log=print,
 ) -> TrainResult:
     """Train, report and export one model; `frames`/`split` may be given to skip loading/splitting."""
+    run = start_run(out, options)
+    all_frames, load_report = load_data(tubs or [], options, given=frames, log=log)
+    data = split_data(all_frames, load_report, options, split, log)
+    fitted = fit_model(data, options, run, log)
+    if not is_chief():
+        log(f"worker done: its copy of the model is in {run.out}; the chief evaluates and exports")
+        return TrainResult(run.out, None, {}, fitted.history, data.split, fitted.model, "")
+    evaluation = evaluate(fitted, data, options)
+    text = write_report(evaluation, fitted, data, options, run.out, log)
+    card = export_model(fitted, data, evaluation, options, run.out, log)
+    return TrainResult(run.out, card, evaluation.metrics, fitted.history, data.split, fitted.model, text)
+
+
+def start_run(out: str | Path, options: TrainOptions) -> Run:
+    """The output folder (a scratch one on non-chief workers), the strategy, seeded randomness."""
     import cv2
     import keras
 
     cv2.setNumThreads(0)  # OpenCV's own thread pool inside tf.data's threads can deadlock
     started = time.perf_counter()
     strategy = strategy_from_flag(options.distribute)
-    out = output_dir(out)  # non-chief workers of a cluster write into scratch folders
-    out.mkdir(parents=True, exist_ok=True)
+    folder = output_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(options.fit.seed)
+    return Run(out=folder, strategy=strategy, started=started)
 
-    all_frames, load_report = frames or load_frames(
-        tubs or [], options.rules, options.workers, progress=options.fit.verbose > 0
+
+def load_data(
+    tubs: list[str | Path], options: TrainOptions, given: tuple[Frames, LoadReport] | None = None, log=print
+) -> tuple[Frames, LoadReport]:
+    """Every record the filter keeps, decoded into memory (or the frames `given`); says what was kept."""
+    frames, report = given or load_frames(
+        tubs, options.rules, options.workers, progress=options.fit.verbose > 0
     )
-    log(f"data: {load_report.summary()}")
-    for line in load_report.bad[:5]:
+    log(f"data: {report.summary()}")
+    for line in report.bad[:5]:
         log(f"  skipped: {line}")
-    split = split or split_frames(all_frames.sessions, options.split)
+    return frames, report
+
+
+def split_data(
+    frames: Frames, load_report: LoadReport, options: TrainOptions, split: Split | None, log=print
+) -> DataSets:
+    """Split the frames (unless `split` is given) and prepare each set for the model's input."""
+    split = split or split_frames(frames.sessions, options.split)
     log(f"split by {options.split.unit}s of {options.split.block_frames} frames: {split.sizes()}")
     if not len(split.dev):
         raise ValueError("the dev set is empty: early stopping and the report need one (check --split)")
+    spec = frame_spec(frames, options)
+    sets = {name: frames.take(getattr(split, name)) for name in SETS if len(getattr(split, name))}
+    return DataSets(
+        frames=frames,
+        load_report=load_report,
+        split=split,
+        spec=spec,
+        sets=sets,
+        prepared={name: prepare_all(subset.images, spec) for name, subset in sets.items()},
+    )
 
-    spec = frame_spec(all_frames, options)
-    subsets = {
-        name: all_frames.take(getattr(split, name))
-        for name in ("train", "dev", "test")
-        if len(getattr(split, name))
-    }
-    prepared = {name: prepare_all(subset.images, spec) for name, subset in subsets.items()}
-    augmenter = build_augmenter(options)
-    train_set = subsets["train"]
-    dev_set = subsets["dev"]
-    dev_data = evaluation_dataset(prepared["dev"], dev_set.angles, dev_set.throttles, spec)
+
+def frame_spec(frames: Frames, options: TrainOptions) -> FrameSpec:
+    """The architecture's input for this camera, with the user's overrides applied."""
+    width, height = source_size(frames)
+    return replace(default_frame_spec(options.architecture, width, height), **options.frame_overrides)
+
+
+def fit_model(data: DataSets, options: TrainOptions, run: Run, log=print) -> Fitted:
+    """Build the model (output biases at the training means), fit it, save model.keras."""
+    train_set, dev_set, spec = data.sets["train"], data.sets["dev"], data.spec
+    dev_data = evaluation_dataset(data.prepared["dev"], dev_set.angles, dev_set.throttles, spec)
     steps = steps_per_epoch(len(train_set), options.fit.batch_size)
 
     def build():
@@ -198,88 +229,39 @@ def train(
         )
         return model
 
+    augmentation = f"on ({options.augment_workers} worker processes)" if options.augments else "off"
     log(
-        f"model {options.architecture}: input {spec.input_shape}, augmentation "
-        f"{f'on ({options.augment_workers} worker processes)' if augmenter else 'off'}, distribute {options.distribute}"
+        f"model {options.architecture}: input {spec.input_shape}, augmentation {augmentation}, "
+        f"distribute {options.distribute}"
     )
-    with ExitStack() as cleanup:
-        if augmenter:
-            batches = cleanup.enter_context(
-                AugmentedBatches(
-                    train_set.images,
-                    train_set.angles,
-                    train_set.throttles,
-                    augmenter,
-                    spec,
-                    options.augment_workers,
-                )
-            )
-            if options.distribute == "multiworker":  # each worker augments only its share of a global batch
-                train_data = partial(
-                    worker_augmented_dataset, batches, spec, options.fit.batch_size, options.fit.seed
-                )
-            else:
-                train_data = augmented_dataset(batches, spec, options.fit.batch_size, options.fit.seed)
-        else:
-            train_data = training_dataset(
-                prepared["train"],
-                train_set.angles,
-                train_set.throttles,
-                spec,
-                options.fit.batch_size,
-                options.fit.seed,
-            )
-        model, history = fit_with_strategy(build, train_data, dev_data, steps, options, out, strategy, log)
-    train_seconds = time.perf_counter() - started
-    model.save(out / KERAS_FILE)
-    if not is_chief():
-        log(f"worker done: its copy of the model is in {out}; the chief evaluates and exports")
-        return TrainResult(out, None, {}, history, split, model, "")
-
-    evaluation = evaluate(
-        model, {name: (subsets[name], prepared[name]) for name in subsets}, spec, all_frames
-    )
-    predictions = evaluation.pop("predictions")
-    best_epoch = int(np.argmin(history["val_loss"])) + 1
-    evaluation["summary"] = {
-        "architecture": options.architecture,
-        "frames": f"{split.sizes()} (split by {options.split.unit})",
-        "epochs run": f"{len(history['loss'])} (best dev loss at epoch {best_epoch})",
-        "training time": f"{train_seconds:.0f} s",
-        "augmentation": "on" if augmenter else "off",
-    }
-    plot_learning_curves(history, out / "learning_curves.png")
-    if "test" in subsets:
-        plot_predictions(subsets["test"].angles, predictions["test"]["angle"], out / "test_predictions.png")
-    text = markdown(evaluation, f"Training report: {options.architecture}")
-    (out / "report.md").write_text(text)
-    (out / "metrics.json").write_text(json.dumps(evaluation, indent=2))
-    log(text)
-
-    representative = normalise(
-        prepared["train"][np.random.default_rng(options.fit.seed).permutation(len(train_set))[:200]], spec
-    )
-    card = export_bundle(
-        model,
+    with training_input(
+        train_set,
+        data.prepared["train"],
         spec,
-        out,
-        architecture=options.architecture,
-        representative=representative,
-        parity_inputs=normalise(prepared["dev"], spec),
-        quantization=options.quantization,
-        training=training_record(load_report, split, options, history, train_seconds),
-        metrics={key: evaluation[key] for key in ("errors", "baseline", "noise_floor", "diagnosis")},
-        budget_ms=options.budget_ms,
-        pi_scale_factor=options.pi_scale_factor,
-        log=log,
-    )
-    return TrainResult(out, card, evaluation, history, split, model, text)
+        options.fit,
+        augmenter=build_augmenter(options),
+        augment_workers=options.augment_workers,
+        per_worker=options.distribute == "multiworker",  # each worker augments its share of a batch
+    ) as train_data:
+        model, history = fit_with_strategy(build, train_data, dev_data, steps, options, run, log)
+    seconds = time.perf_counter() - run.started
+    model.save(run.out / KERAS_FILE)
+    return Fitted(model=model, history=history, seconds=seconds)
+
+
+def build_augmenter(options: TrainOptions) -> Callable | None:
+    """The augment package's label-aware augmenter, or None when augmentation is off."""
+    if not options.augments:
+        return None
+    import augment
+
+    return augment.build_augmenter(options.augment, seed=options.fit.seed)
 
 
 def fit_with_strategy(
-    build: Callable, train_data, dev_data, steps: int, options: TrainOptions, out: Path, strategy, log=print
+    build: Callable, train_data, dev_data, steps: int, options: TrainOptions, run: Run, log=print
 ) -> tuple[Any, dict[str, list[float]]]:
-    """The model `build()` makes, trained under `strategy`; returns (model, history).
+    """The model `build()` makes, trained under the run's strategy; returns (model, history).
 
     `none` and `mirrored` run `training.fit.fit` (early stopping, checkpoints) with the
     model built and compiled in the strategy's scope. `multiworker` runs the custom loop
@@ -287,30 +269,106 @@ def fit_with_strategy(
     `epochs`, then copies the weights into a model built outside the scope, which
     evaluation and export can use.
     """
+    strategy = run.strategy
     with strategy.scope():
         model = build()
         log(f"{model.count_params():,} parameters, {strategy.num_replicas_in_sync} replica(s)")
         if options.distribute != "multiworker":
-            return model, fit(model, train_data, dev_data, steps, options.fit, out)
+            return model, fit(model, train_data, dev_data, steps, options.fit, run.out)
     history = fit_multiworker(model, train_data, steps, options.fit, strategy, dev_data=dev_data, log=log)
     plain = build()
     plain.set_weights(model.get_weights())
     return plain, history
 
 
-def training_record(
-    load_report: LoadReport, split: Split, options: TrainOptions, history: dict, seconds: float
-) -> dict:
+def evaluate(fitted: Fitted, data: DataSets, options: TrainOptions) -> Evaluation:
+    """Errors on each set, the train-mean baseline, the noise floor, the diagnosis, a summary."""
+    predictions = {
+        name: predict(fitted.model, prepared, data.spec) for name, prepared in data.prepared.items()
+    }
+    truth = {name: labels(frames) for name, frames in data.sets.items()}
+    errs = {name: errors(truth[name], predictions[name]) for name in data.sets}
+    floor = {name: noise_floor(getattr(data.frames, f"{name}s"), data.frames.sessions) for name in OUTPUTS}
+    history = fitted.history
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    metrics = {
+        "errors": errs,
+        "baseline": {name: baseline_errors(truth["train"], truth[name]) for name in data.sets},
+        "noise_floor": floor,
+        "diagnosis": diagnose(errs["train"]["angle"]["mse"], errs["dev"]["angle"]["mse"], floor["angle"]),
+        "summary": {
+            "architecture": options.architecture,
+            "frames": f"{data.split.sizes()} (split by {options.split.unit})",
+            "epochs run": f"{len(history['loss'])} (best dev loss at epoch {best_epoch})",
+            "training time": f"{fitted.seconds:.0f} s",
+            "augmentation": "on" if options.augments else "off",
+        },
+    }
+    return Evaluation(metrics=metrics, predictions=predictions)
+
+
+def predict(model, prepared: np.ndarray, spec: FrameSpec) -> dict[str, np.ndarray]:
+    """Keras predictions by output name, each (N,)."""
+    outputs = model.predict(
+        evaluation_dataset(prepared, np.zeros(len(prepared)), np.zeros(len(prepared)), spec), verbose=0
+    )
+    return {name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUTS, outputs, strict=True)}
+
+
+def labels(frames: Frames) -> dict[str, np.ndarray]:
+    return {"angle": frames.angles, "throttle": frames.throttles}
+
+
+def write_report(
+    evaluation: Evaluation, fitted: Fitted, data: DataSets, options: TrainOptions, out: Path, log=print
+) -> str:
+    """Plots, report.md and metrics.json; returns the report's Markdown."""
+    plot_learning_curves(fitted.history, out / "learning_curves.png")
+    if "test" in data.sets:
+        plot_predictions(
+            data.sets["test"].angles, evaluation.predictions["test"]["angle"], out / "test_predictions.png"
+        )
+    text = markdown(evaluation.metrics, f"Training report: {options.architecture}")
+    (out / "report.md").write_text(text)
+    (out / "metrics.json").write_text(json.dumps(evaluation.metrics, indent=2))
+    log(text)
+    return text
+
+
+def export_model(
+    fitted: Fitted, data: DataSets, evaluation: Evaluation, options: TrainOptions, out: Path, log=print
+) -> ModelCard:
+    """pilot.tflite + model.json: int8 calibrated on 200 training frames, parity on dev frames."""
+    train_frames = data.prepared["train"]
+    calibration = np.random.default_rng(options.fit.seed).permutation(len(train_frames))[:200]
+    metrics = {key: evaluation.metrics[key] for key in ("errors", "baseline", "noise_floor", "diagnosis")}
+    return export_bundle(
+        fitted.model,
+        data.spec,
+        out,
+        architecture=options.architecture,
+        representative=normalise(train_frames[calibration], data.spec),
+        parity_inputs=normalise(data.prepared["dev"], data.spec),
+        quantization=options.quantization,
+        training=training_record(data, fitted, options),
+        metrics=metrics,
+        budget_ms=options.budget_ms,
+        pi_scale_factor=options.pi_scale_factor,
+        log=log,
+    )
+
+
+def training_record(data: DataSets, fitted: Fitted, options: TrainOptions) -> dict:
     """model.json's `training` entry: the data, the split, every setting, the run."""
     return {
-        "data": load_report.to_dict(),
-        "split": {**asdict(options.split), "sizes": split.sizes()},
+        "data": data.load_report.to_dict(),
+        "split": {**asdict(options.split), "sizes": data.split.sizes()},
         "filter": asdict(options.rules),
         "model": asdict(options.model),
         "fit": options.fit.to_dict(),
         "augment": options.augment.to_dict() if options.augment is not None else None,
         "distribute": options.distribute,
-        "epochs_run": len(history["loss"]),
-        "best_dev_loss": float(min(history["val_loss"])),
-        "seconds": round(seconds, 1),
+        "epochs_run": len(fitted.history["loss"]),
+        "best_dev_loss": float(min(fitted.history["val_loss"])),
+        "seconds": round(fitted.seconds, 1),
     }
