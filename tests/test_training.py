@@ -138,7 +138,9 @@ def test_exported_model_agrees_with_keras_through_the_car_pilot(trained, tiny_tu
     keras_out = trained.model.predict(
         np.stack([normalise(prepare_frame(f, pilot.card.input), pilot.card.input) for f in frames]), verbose=0
     )
-    for frame, keras_angle, keras_throttle in zip(frames, keras_out[0][:, 0], keras_out[1][:, 0]):
+    for frame, keras_angle, keras_throttle in zip(
+        frames, keras_out[0][:, 0], keras_out[1][:, 0], strict=True
+    ):
         angle, throttle = pilot.run(frame)
         assert angle == pytest.approx(np.clip(keras_angle, -1, 1), abs=0.1)
         assert throttle == pytest.approx(np.clip(keras_throttle, -1, 1), abs=0.1)
@@ -251,7 +253,7 @@ def test_augmentation_touches_only_the_training_split(tiny_tub):
     with AugmentedBatches(
         frames.images[:32], frames.angles[:32], frames.throttles[:32], augmenter, spec
     ) as source:
-        images_aug, labels_aug = next(iter(augmented_dataset(source, spec, 32, seed=0)))
+        _, labels_aug = next(iter(augmented_dataset(source, spec, 32, seed=0)))
     assert sorted(labels_aug["angle"].numpy().ravel()) == pytest.approx(sorted(-frames.angles[:32]), abs=1e-6)
     assert sorted(labels["angle"].numpy().ravel()) == pytest.approx(sorted(frames.angles[:32]), abs=1e-6)
 
@@ -573,3 +575,32 @@ def test_batch_norm_statistics_settle_on_a_small_tub_so_dev_beats_the_mean(tiny_
     errors, baseline = result.metrics["errors"], result.metrics["baseline"]
     assert errors["train"]["angle"]["mse"] < 0.2 * baseline["train"]["angle"]["mse"]
     assert errors["dev"]["angle"]["mse"] < 0.3 * baseline["dev"]["angle"]["mse"]
+
+
+# The normalisations the models use: each architecture's own, and [-1, 1] inputs (offset -1).
+NORMALISED_INPUTS = {
+    "linear": default_frame_spec("linear"),
+    "pilotnet": default_frame_spec("pilotnet"),
+    "fast": default_frame_spec("fast"),
+    "fast to [-1, 1]": replace(default_frame_spec("fast"), scale=2 / 255, offset=-1.0),
+}
+
+
+@pytest.mark.parametrize("name", NORMALISED_INPUTS)
+def test_tensorflow_normalisation_equals_the_cars_on_real_frames(name, donkey_tub):
+    """Training feeds the model through `normalise_batch` (TensorFlow), the car through
+    `car.frames.normalise` (NumPy): on real frames both give the same float32 inputs."""
+    from training.pipeline import evaluation_dataset, normalise_batch
+
+    spec = NORMALISED_INPUTS[name]
+    frames, _ = load_frames([donkey_tub], progress=False)
+    prepared = prepare_all(frames.images[::5], spec)  # 200 real frames, (200, H, W, C) uint8
+    car = normalise(prepared, spec)
+
+    direct, _ = normalise_batch(spec)(prepared, {})
+    batched = np.concatenate(
+        [images for images, _ in evaluation_dataset(prepared, *np.zeros((2, 200)), spec)]
+    )
+    for tensorflow in (np.asarray(direct), batched):
+        assert tensorflow.dtype == car.dtype == np.float32 and tensorflow.shape == car.shape
+        np.testing.assert_allclose(tensorflow, car, rtol=0, atol=2**-23)  # one float32 step at 1.0
