@@ -60,27 +60,6 @@ class Driver(Protocol):
     def run(self, frame: np.ndarray) -> tuple[float, float]: ...
 
 
-class YellowLinePilot:
-    """A classical camera pilot: steer toward the yellow centre line in the lower half.
-
-    A reference with known behaviour to calibrate replay scores against (no learning
-    involved): with `sign=-1` it steers away from the line, `bias` adds a steering trim.
-    """
-
-    def __init__(
-        self, gain: float = 1.2, bias: float = 0.0, sign: float = 1.0, throttle: float = 0.3
-    ) -> None:
-        self.gain, self.bias, self.sign, self.throttle = gain, bias, sign, throttle
-
-    def run(self, frame: np.ndarray) -> tuple[float, float]:
-        pixels = frame[frame.shape[0] // 2 :].astype(np.int16)  # (H/2, W, 3)
-        yellow = (pixels[..., 0] + pixels[..., 1]) // 2 - pixels[..., 2] > 80  # (H/2, W)
-        if not yellow.any():
-            return float(np.clip(self.bias, -1.0, 1.0)), self.throttle
-        offset = (np.nonzero(yellow)[1].mean() - (frame.shape[1] - 1) / 2) / (frame.shape[1] / 2)  # + = right
-        return float(np.clip(self.sign * self.gain * offset + self.bias, -1.0, 1.0)), self.throttle
-
-
 # ---------------------------------------------------------------------------------- open loop
 @dataclass
 class OpenLoopResult:

@@ -17,9 +17,9 @@ import pytest
 
 from car.channels import SIM_X, SIM_Y, SIM_YAW
 from car.tub import Tub
+from evaluation.reference import YellowLinePilot
 from evaluation.replay import (
     ClosedLoopConfig,
-    YellowLinePilot,
     closed_loop,
     frame_interval_s,
     open_loop,
@@ -68,7 +68,7 @@ def test_warped_frame_matches_the_frame_rendered_at_the_new_pose(lateral: float,
 
     warped = warp_frame(recorded, camera, lateral, heading)
 
-    floor = slice(int(math.ceil(camera.horizon_row)) + 8, camera.height)  # rows clear of the far wall
+    floor = slice(math.ceil(camera.horizon_row) + 8, camera.height)  # rows clear of the far wall
     warped_error = np.abs(warped[floor].astype(int) - truth[floor]).mean()
     unwarped_error = np.abs(recorded[floor].astype(int) - truth[floor]).mean()
     assert warped_error < 3.0, f"warped floor differs by {warped_error:.2f} grey levels on average"
