@@ -30,7 +30,10 @@ LATENCY_WINDOW = 10_000  # latest run() calls kept for latency_stats()
 
 
 def _interpreter_class() -> Any:
-    """The first TFLite interpreter available: LiteRT, then tflite-runtime, then TensorFlow."""
+    """The first TFLite interpreter available: LiteRT (a core dependency), then tflite-runtime.
+
+    Never TensorFlow's: the car does not import TensorFlow (tests/test_layout.py).
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -41,12 +44,6 @@ def _interpreter_class() -> Any:
         from tflite_runtime.interpreter import Interpreter
 
         return Interpreter
-    except ImportError:
-        pass
-    try:
-        import tensorflow as tf
-
-        return tf.lite.Interpreter
     except ImportError as err:
         raise BundleError(
             "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)"

@@ -8,10 +8,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
+import donkeycar_tool as fixture  # tests/fixtures, on pytest's pythonpath: the tool that made the fixtures
 import numpy as np
 import pytest
 
@@ -19,8 +19,6 @@ from car.tub import Tub, TubError, TubWriter, open_tubs
 from car.tub.convert import convert_v1_to_v2
 
 FIXTURES = Path(__file__).parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-import donkeycar_tool as fixture  # noqa: E402  (shared with the tool that made the fixtures)
 
 
 def write_fixture_tub(path: Path, max_catalog_len: int = 12) -> Path:
@@ -134,7 +132,7 @@ def test_reopen_appends_in_a_new_session(tmp_path):
 
 def test_reopen_with_other_fields_is_refused(tmp_path):
     path = write_fixture_tub(tmp_path / "tub")
-    with pytest.raises(TubError, match="manifest.json.*cannot append"):
+    with pytest.raises(TubError, match=r"manifest.json.*cannot append"):
         TubWriter(path, ["cam/image_array"], ["image_array"])
 
 
@@ -193,7 +191,7 @@ def test_a_garbage_first_catalog_line_is_skipped_and_reopening_still_repairs(tmp
 def test_a_malformed_manifest_line_5_is_an_error_naming_the_file(tmp_path, line5):
     path = write_fixture_tub(tmp_path / "tub")
     lines = (path / "manifest.json").read_text().splitlines()
-    (path / "manifest.json").write_text("\n".join(lines[:4] + [line5]) + "\n")
+    (path / "manifest.json").write_text("\n".join([*lines[:4], line5]) + "\n")
     with pytest.raises(TubError, match=r"manifest.json:5"):
         Tub(path)
 
@@ -296,7 +294,7 @@ def test_reads_and_converts_v1_tubs(tmp_path):
 def test_a_corrupt_v1_exclude_file_is_an_error_naming_it(tmp_path):
     path = write_v1_tub(tmp_path / "v1")
     (path / "exclude.json").write_text("[2, ")
-    with pytest.raises(TubError, match="exclude.json"):
+    with pytest.raises(TubError, match=r"exclude\.json"):
         list(Tub(path).records())
 
 
