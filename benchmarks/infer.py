@@ -13,6 +13,7 @@ import argparse
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ARCHITECTURES = ("linear", "pilotnet", "fast")
 
@@ -48,31 +49,38 @@ def untrained_bundle(architecture: str, folder: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict:
+    return measure({name: getattr(args, name) for name in ARCHITECTURES}, args.runs, args.rounds)
+
+
+def measure(bundles: dict[str, Path | None], runs: int = 300, rounds: int = 5) -> dict[str, Any]:
+    """Latency of each architecture's bundle (None: an untrained int8 export), and the ratio.
+
+    `bundles` names a bundle (or None) for each of ARCHITECTURES; each model is timed
+    `runs` times per round, in `rounds` interleaved rounds.
+    """
     from car.pilot import Pilot
     from training.latency import percentile, time_pilot
 
     with tempfile.TemporaryDirectory() as scratch:
-        bundles = {
-            name: getattr(args, name) or untrained_bundle(name, Path(scratch)) for name in ARCHITECTURES
-        }
-        pilots = {name: Pilot.load(path, num_threads=1) for name, path in bundles.items()}
+        paths = {name: bundles[name] or untrained_bundle(name, Path(scratch)) for name in ARCHITECTURES}
+        pilots = {name: Pilot.load(path, num_threads=1) for name, path in paths.items()}
         medians: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}
         p99s: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, pilot in pilots.items():
-                timing = time_pilot(pilot, runs=args.runs)
+                timing = time_pilot(pilot, runs=runs)
                 medians[name].append(timing["median_ms"])
                 p99s[name].append(timing["p99_ms"])
-        result: dict = {}
+        result: dict[str, Any] = {}
         for name in ARCHITECTURES:
             result[name] = {
                 "median_ms": round(statistics.median(medians[name]), 4),
                 "p99_ms": round(percentile(p99s[name], 0.5), 4),
                 "quantization": pilots[name].card.quantization,
                 "input": list(pilots[name].card.input.input_shape),
-                "bundle": str(args.__dict__.get(name) or "untrained"),
+                "bundle": str(bundles[name] or "untrained"),
             }
     result["ratio_fast_linear"] = round(result["fast"]["median_ms"] / result["linear"]["median_ms"], 4)
     result["threads"] = 1
-    result["runs"] = args.runs * args.rounds
+    result["runs"] = runs * rounds
     return result

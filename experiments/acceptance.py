@@ -1,8 +1,8 @@
 """The acceptance measurements of the README, end to end.
 
 `sim`: record the expert on a few track seeds, train each architecture on those tubs
-(timed), export int8, drive every model on unseen seeds with `scripts/sim.py drive --json`
-and measure TFLite latency with `scripts/bench.py infer --json`.
+(timed), export int8, drive every model closed loop on unseen seeds (as `tubcar sim
+drive` does) and measure TFLite latency (as `tubcar bench infer` does).
 
 `real`: on the real Donkey tub, train on records 0-799 only (dev split inside them) and
 score the steering MSE on records 800-999, an untouched test block, against predicting
@@ -13,81 +13,44 @@ TFLite model, exactly as the car would run it).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.infer import ARCHITECTURES as TIMED_ARCHITECTURES
+from benchmarks.infer import measure as measure_latency
 from car.frames import to_model_input
+from car.pilot import Pilot
+from evaluation.scoring import camera_pilot, score
+from sim import Simulation, Track, record_tub
 from training.data import load_frames
+from training.flags import flag
 from training.split import split_frames
 from training.train import TrainOptions, train
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def run_json(args: list[str]) -> dict[str, Any]:
-    """Run one of the repo's scripts with --json and return its last stdout line as JSON."""
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    lines = done.stdout.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("{"))
-    return json.loads("\n".join(lines[first:]))
-
-
-def record_sim(out: Path, seeds: list[int], laps: int, noise: float) -> list[Path]:
-    """Record one tub per seed with the expert driver (`scripts/sim.py record`)."""
+def record_sim(out: Path, seeds: tuple[int, ...], laps: int, noise: float) -> list[Path]:
+    """One tub per seed (kept from an earlier run), the expert driving as in `tubcar sim record`."""
     tubs = []
     for seed in seeds:
         tub = out / f"track{seed}"
         if not tub.exists():
-            subprocess.run(
-                [
-                    sys.executable,
-                    "scripts/sim.py",
-                    "record",
-                    "--track",
-                    str(seed),
-                    "--laps",
-                    str(laps),
-                    "--out",
-                    str(tub),
-                    "--noise",
-                    str(noise),
-                    "--seed",
-                    str(seed),
-                ],
-                cwd=REPO,
-                check=True,
-                capture_output=True,
-            )
+            sim = Simulation(Track.from_seed(seed), seed=seed)
+            record_tub(sim, tub, laps=laps, noise=noise, seed=seed, progress=False)
         tubs.append(tub)
     return tubs
 
 
-def drive_sim(bundle: Path, seeds: list[int], laps: int) -> dict[str, Any]:
-    """`scripts/sim.py drive --json` on each seed; autonomy and interventions per seed."""
-    results = {}
-    for seed in seeds:
-        results[str(seed)] = run_json(
-            [
-                "scripts/sim.py",
-                "drive",
-                "--model",
-                str(bundle),
-                "--track",
-                str(seed),
-                "--laps",
-                str(laps),
-                "--json",
-            ]
-        )
-    return results
+def drive_sim(bundle: Path, seeds: tuple[int, ...], laps: int) -> dict[str, Any]:
+    """The bundle's closed-loop score on each seed, as `tubcar sim drive --json` reports it."""
+    pilot = Pilot.load(bundle)
+    return {
+        str(seed): score(camera_pilot(pilot.run), Simulation(Track.from_seed(seed)), laps=laps)
+        for seed in seeds
+    }
 
 
 def passes(drives: dict[str, Any], min_autonomy: float = 0.995) -> bool:
@@ -96,26 +59,29 @@ def passes(drives: dict[str, Any], min_autonomy: float = 0.995) -> bool:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SimPlan:
+    """What `sim` records and drives; each field is a flag of `tubcar acceptance sim`."""
+
+    train_seeds: tuple[int, ...] = flag((1, 2, 3), "track seeds recorded for training", nargs="+")
+    train_laps: int = flag(3, "laps recorded per training seed")
+    test_seeds: tuple[int, ...] = flag((101, 102, 103), "track seeds driven, never trained on", nargs="+")
+    drive_laps: int = flag(5, "laps driven on each test seed")
+    noise: float = flag(0.3, "expert steering noise while recording")
+
+
 def sim_acceptance(
-    out: Path,
-    architectures: list[str],
-    options: TrainOptions,
-    train_seeds: list[int],
-    train_laps: int,
-    test_seeds: list[int],
-    drive_laps: int,
-    noise: float = 0.3,
-    log=print,
+    out: Path, architectures: list[str], options: TrainOptions, plan: SimPlan = SimPlan(), log=print
 ) -> dict:
     """Record, train each architecture (timed), drive on unseen seeds, bench latency."""
     out.mkdir(parents=True, exist_ok=True)
-    tubs = record_sim(out / "tubs", train_seeds, train_laps, noise)
-    log(f"recorded {len(tubs)} tubs, {train_laps} laps each, seeds {train_seeds}")
+    tubs = record_sim(out / "tubs", plan.train_seeds, plan.train_laps, plan.noise)
+    log(f"recorded {len(tubs)} tubs, {plan.train_laps} laps each, seeds {list(plan.train_seeds)}")
     summary: dict[str, Any] = {
-        "train_seeds": train_seeds,
-        "train_laps": train_laps * len(train_seeds),
-        "test_seeds": test_seeds,
-        "drive_laps": drive_laps,
+        "train_seeds": list(plan.train_seeds),
+        "train_laps": plan.train_laps * len(plan.train_seeds),
+        "test_seeds": list(plan.test_seeds),
+        "drive_laps": plan.drive_laps,
         "models": {},
     }
     bundles = {}
@@ -124,7 +90,7 @@ def sim_acceptance(
         result = train(tubs, out / architecture, replace(options, architecture=architecture), log=log)
         seconds = time.perf_counter() - started
         bundles[architecture] = out / architecture
-        drives = drive_sim(out / architecture, test_seeds, drive_laps)
+        drives = drive_sim(out / architecture, plan.test_seeds, plan.drive_laps)
         summary["models"][architecture] = {
             "train_seconds": round(seconds, 1),
             "quantization": result.card.quantization,
@@ -137,14 +103,10 @@ def sim_acceptance(
             },
             "passed": passes(drives),
         }
-        log(
-            f"{architecture}: trained in {seconds:.0f} s, drives {json.dumps(summary['models'][architecture]['drives'])}"
-        )
-    if set(bundles) >= {"fast", "linear", "pilotnet"}:
-        args = ["scripts/bench.py", "infer", "--json"]
-        for name in ("linear", "pilotnet", "fast"):
-            args += [f"--{name}", str(bundles[name])]
-        summary["latency"] = run_json(args)
+        drove = json.dumps(summary["models"][architecture]["drives"])
+        log(f"{architecture}: trained in {seconds:.0f} s, drives {drove}")
+    if set(bundles) >= set(TIMED_ARCHITECTURES):
+        summary["latency"] = measure_latency({name: bundles[name] for name in TIMED_ARCHITECTURES})
     (out / "acceptance.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -162,8 +124,6 @@ def real_acceptance(
     result = train(
         None, out, replace(options, split=split_config), frames=(known, report), split=split, log=log
     )
-
-    from car.pilot import Pilot
 
     pilot = Pilot.load(out)
     test = frames.take(test_positions)

@@ -4,19 +4,21 @@
     tubcar acceptance real --tub ../shared/data/tub --out runs/real
 
 `sim`: expert laps on --train-seeds -> train fast, linear, pilotnet (timed) -> int8 bundles
--> `tubcar sim drive --json` on --test-seeds (never seen in training) -> latency ratio
-from `tubcar bench infer --json`. `real`: train on records 0-799 of a real tub, score
-steering MSE on records 800-999 against predicting the mean (goal: at most half).
+-> closed-loop drives on --test-seeds (never seen in training), scored as `tubcar sim
+drive` scores them -> latency ratio, measured as `tubcar bench infer` measures it.
+`real`: train on records 0-799 of a real tub, score steering MSE on records 800-999
+against predicting the mean (goal: at most half). See experiments/acceptance.py.
 """
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import augment
-from experiments.acceptance import real_acceptance, sim_acceptance
+from experiments.acceptance import SimPlan, real_acceptance, sim_acceptance
 from training.fit import FitConfig
+from training.flags import add_flags, from_flags
+from training.models import ARCHITECTURES
 from training.train import TrainOptions
 
 
@@ -31,11 +33,7 @@ def main(argv: list[str] | None = None) -> int | None:
     )
     sub = parser.add_subparsers(dest="what", required=True)
     sim = sub.add_parser("sim", help="sim: train on a few seeds, drive unseen seeds, bench latency")
-    sim.add_argument("--train-seeds", type=int, nargs="+", default=[1, 2, 3])
-    sim.add_argument("--train-laps", type=int, default=3, help="laps recorded per training seed")
-    sim.add_argument("--test-seeds", type=int, nargs="+", default=[101, 102, 103])
-    sim.add_argument("--drive-laps", type=int, default=5)
-    sim.add_argument("--noise", type=float, default=0.3, help="expert steering noise while recording")
+    add_flags(sim, SimPlan)
     real = sub.add_parser("real", help="real tub: train on 0-799, test on 800-999")
     real.add_argument("--tub", type=Path, required=True)
     for sub_parser, default_models, epochs in (
@@ -43,9 +41,7 @@ def main(argv: list[str] | None = None) -> int | None:
         (real, ["fast"], 80),
     ):
         sub_parser.add_argument("--out", type=Path, required=True)
-        sub_parser.add_argument(
-            "--model", nargs="+", default=default_models, choices=["fast", "linear", "pilotnet"]
-        )
+        sub_parser.add_argument("--model", nargs="+", default=default_models, choices=ARCHITECTURES)
         sub_parser.add_argument("--epochs", type=int, default=epochs)
         sub_parser.add_argument("--patience", type=int, default=epochs)
         sub_parser.add_argument("--seed", type=int, default=0)
@@ -55,27 +51,20 @@ def main(argv: list[str] | None = None) -> int | None:
         sub_parser.set_defaults(augment="none", aug_flip=0.5)
     args = parser.parse_args(argv)
     if args.what == "sim":
-        result = sim_acceptance(
-            args.out,
-            args.model,
-            options(args),
-            args.train_seeds,
-            args.train_laps,
-            args.test_seeds,
-            args.drive_laps,
-            args.noise,
-        )
+        plan = from_flags(SimPlan, args)
+        result = sim_acceptance(args.out, args.model, options(args), plan)
         for name, model in result["models"].items():
             worst = min(d["autonomy"] for d in model["drives"].values())
             crashes = sum(d["interventions"] for d in model["drives"].values())
+            verdict = "PASS" if model["passed"] else "FAIL"
             print(
-                f"{name:>9}: trained in {model['train_seconds']:.0f} s; on seeds {args.test_seeds}: "
-                f"min autonomy {worst:.3f}, interventions {crashes} -> {'PASS' if model['passed'] else 'FAIL'}"
+                f"{name:>9}: trained in {model['train_seconds']:.0f} s; on seeds {list(plan.test_seeds)}: "
+                f"min autonomy {worst:.3f}, interventions {crashes} -> {verdict}"
             )
         if "latency" in result:
             print(f"latency: {json.dumps(result['latency'])}")
     else:
-        result = real_acceptance(args.tub, args.out, replace(options(args), architecture=args.model[0]))
+        result = real_acceptance(args.tub, args.out, options(args))
         print(
             f"real tub: test steering MSE {result['test_steering_mse']:.4f} vs mean baseline "
             f"{result['mean_baseline_mse']:.4f} -> ratio {result['ratio']:.3f} (goal <= 0.5): "
