@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from augment.config import AugmentConfig
+from training.flags import flag
 
 STRAIGHT_CURVATURE = 0.12  # 1/m: radius above ~8 m counts as straight road
 
@@ -61,18 +62,30 @@ class Condition:
 
 @dataclass(frozen=True)
 class EvidencePlan:
-    train_seed: int = 1
-    train_laps: int = 6
-    expert_noise: float = 0.3
-    looks: tuple[int, ...] = (101, 102, 103)
-    new_tracks: tuple[int, ...] = (2, 3, 4, 5)
-    poor_camera: tuple[int, ...] = (2, 3)
-    drive_laps: int = 2
-    epochs: int = 20
-    architecture: str = "fast"
-    seed: int = 0
+    """What to record, train and drive; each `flag` field is a flag of `tubcar augment-evidence`."""
+
+    train_seed: int = flag(1, "the one track trained on")
+    train_laps: int = flag(6, "expert laps recorded on it")
+    expert_noise: float = flag(0.3, "expert steering noise while recording")
+    looks: tuple[int, ...] = flag(
+        (101, 102, 103), "style seeds: the training shape with these other looks", nargs="*"
+    )
+    new_tracks: tuple[int, ...] = flag((2, 3, 4, 5), "other track seeds", nargs="*")
+    poor_camera: tuple[int, ...] = flag(
+        (2, 3), "track seeds also driven with camera noise, blur and exposure drift", nargs="*"
+    )
+    drive_laps: int = flag(2, "laps driven in each condition")
+    epochs: int = flag(20, "epochs each variant trains")
+    architecture: str = flag("fast", "architecture to train", name="--model")
+    seed: int = flag(0, "seeds the recording and training")
     variants: dict[str, AugmentConfig] = field(default_factory=lambda: default_variants())
-    style_dirs: tuple[str, ...] = ()  # trained styles: adds "default+style", trained with stylised copies
+    style_dirs: tuple[str, ...] = flag(
+        (),
+        "style folders (tubcar stylize train): adds a variant trained with stylised copies too",
+        name="--styles",
+        nargs="*",
+        metavar="STYLE_DIR",
+    )
 
     def conditions(self) -> list[Condition]:
         rows = [Condition(f"seed {self.train_seed}", "training track", self.train_seed)]
@@ -198,7 +211,8 @@ def run_evidence(plan: EvidencePlan, out: Path, log: Callable[[str], None] = pri
                 },
             }
             log(
-                f"  {name:>8} on {condition.name:<24} autonomy {result['autonomy']:.3f}  mean CTE {result['mean_cte']:.3f} m"
+                f"  {name:>8} on {condition.name:<24} autonomy {result['autonomy']:.3f}  "
+                f"mean CTE {result['mean_cte']:.3f} m"
             )
         bias = {track: steering_bias(bundle, frames) for track, frames in straights.items()}
         results["models"][name] = {"scores": scores, "straight_bias": bias, "groups": _group_means(scores)}
@@ -268,10 +282,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += ["", "| condition | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for condition in next(iter(models.values()))["scores"]:
-        cells = [
-            f"{models[n]['scores'][condition]['autonomy']:.3f} / {models[n]['scores'][condition]['mean_cte']:.3f}"
-            for n in names
-        ]
+        scores = {n: models[n]["scores"][condition] for n in names}
+        cells = [f"{scores[n]['autonomy']:.3f} / {scores[n]['mean_cte']:.3f}" for n in names]
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     labels = results["training_labels"]
     lines += [
@@ -311,7 +323,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     x = np.arange(len(groups))
     width = 0.8 / len(names)
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for metric, axis in zip(("autonomy", "mean_cte"), axes):
+    for metric, axis in zip(("autonomy", "mean_cte"), axes, strict=True):
         for i, name in enumerate(names):
             axis.bar(x + i * width, [models[name]["groups"][g][metric] for g in groups], width, label=name)
         axis.set_xticks(x + width * (len(names) - 1) / 2, groups, fontsize=8)

@@ -1,4 +1,4 @@
-"""Command-line flags generated from the training config dataclasses.
+"""Command-line flags generated from config dataclasses (training's, and the experiments' plans).
 
 A config field declared with `flag(default, help, ...)` is also a flag: its name
 (`--batch-size` for `batch_size`, or the `name=` given), its type (from the field's
@@ -91,5 +91,5 @@ def _help(text: str, default: Any) -> str:
     """The field's help with its default; None means "see the help text", so it is not shown."""
     if default is None:
         return text
-    shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+    shown = (" ".join(map(str, default)) or "none") if isinstance(default, tuple) else str(default)
     return f"{text} (default: {shown})".replace("%", "%%")
