@@ -23,6 +23,7 @@ from training.augment_workers import AugmentedBatches
 from training.cli import add_arguments, options_from_args
 from training.data import RecordFilter, load_frames
 from training.fit import FitConfig
+from training.flags import flag_fields, flag_name
 from training.models import ModelOptions, build_model, default_frame_spec
 from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.split import SplitConfig, split_frames
@@ -323,6 +324,21 @@ def test_every_train_flag_is_covered_above():
         "--batch-norm",
     }
     assert flags <= covered, f"flags without a test: {sorted(flags - covered)}"
+
+
+def test_flags_default_to_the_configs_and_help_shows_every_default():
+    """The flags are generated from the config dataclasses: no flag given is the configs' defaults."""
+    assert options_from_args(parse()) == TrainOptions()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    for shown in ("--split TRAIN DEV TEST train/dev/test fractions (default: 0.8 0.1 0.1)", "(default: 30)"):
+        assert shown in text
+    for spec in [
+        f for config in (FitConfig, SplitConfig, ModelOptions, RecordFilter) for f in flag_fields(config)
+    ]:
+        action = next(a for a in parser._actions if flag_name(spec) in a.option_strings)
+        assert action.default == spec.default and (spec.default is None or "(default: " in action.help)
 
 
 def test_model_flags_change_the_network():

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import pytest
 from test_tub import corrupt, write_fixture_tub, write_v1_tub
 
 from car.tub import Tub
+from car.tub.ranges import parse_index_range
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tub.py"
 
@@ -60,6 +63,14 @@ def test_delete_and_restore_ranges(tmp_path):
     assert Tub(path).deleted_indexes == set(range(10, 20)) - {15}
     bad = tub_cli("delete", path, "ten")
     assert bad.returncode == 2 and "not an index" in bad.stderr
+
+
+def test_one_range_parser_for_every_command():
+    """`tub delete`, `train --records` and `replay --records` read ranges with car.tub.ranges."""
+    assert parse_index_range("100:250") == range(100, 250) and parse_index_range("7") == range(7, 8)
+    for bad, reason in (("ten", "not an index"), ("5:3", "empty range"), ("1:2:3", "not an index")):
+        with pytest.raises(argparse.ArgumentTypeError, match=reason):
+            parse_index_range(bad)
 
 
 def test_convert_and_hist(tmp_path):
