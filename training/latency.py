@@ -1,7 +1,7 @@
 """Single-thread TFLite latency, and what it means for a Raspberry Pi 4 in a 20 Hz loop.
 
 No TensorFlow here: this runs wherever ai-edge-litert runs, the Pi included, so the
-estimate below can be replaced by a measurement (`scripts/export.py latency BUNDLE` on the
+estimate below can be replaced by a measurement (`tubcar export latency BUNDLE` on the
 Pi writes the measured figure into model.json with a scale factor of 1).
 
 The budget. The drive loop runs at 20 Hz, a 50 ms period. In that period the loop also
