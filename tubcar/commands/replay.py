@@ -191,8 +191,8 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
 def print_summary(metrics: dict, closed: bool) -> None:
     if closed:
         print(
-            f"closed loop over {metrics['records']} records ({metrics['path']} path, {metrics['speed']} speed): "
-            f"{metrics['elapsed_s']:.1f} s driven"
+            f"closed loop over {metrics['records']} records ({metrics['path']} path, "
+            f"{metrics['speed']} speed): {metrics['elapsed_s']:.1f} s driven"
         )
         print(
             f"  autonomy {metrics['autonomy']:.3f}   interventions {metrics['interventions']}   "
@@ -202,9 +202,11 @@ def print_summary(metrics: dict, closed: bool) -> None:
     else:
         print(f"open loop over {metrics['frames']} frames ({metrics['skipped']} skipped)")
         for name in ("steering", "throttle"):
+            mse, mae = metrics[f"{name}_mse"], metrics[f"{name}_mae"]
+            mean_mse, mean_mae = metrics[f"baseline_{name}_mse"], metrics[f"baseline_{name}_mae"]
             print(
-                f"  {name:8}  MSE {metrics[f'{name}_mse']:.4f} (predict-the-mean {metrics[f'baseline_{name}_mse']:.4f})"
-                f"   MAE {metrics[f'{name}_mae']:.4f} (predict-the-mean {metrics[f'baseline_{name}_mae']:.4f})"
+                f"  {name:8}  MSE {mse:.4f} (predict-the-mean {mean_mse:.4f})"
+                f"   MAE {mae:.4f} (predict-the-mean {mean_mae:.4f})"
             )
         print("  steering error by situation:")
         for group in metrics["situations"]:
@@ -212,7 +214,7 @@ def print_summary(metrics: dict, closed: bool) -> None:
                 f"    {group['situation']:17} {group['frames']:5} frames ({group['frame_share']:5.1%})  "
                 f"MSE {group['steering_mse']:.4f}  share of error {group['error_share']:5.1%}"
             )
-    for name, path in metrics.get("files", {}).items():
+    for path in metrics.get("files", {}).values():
         print(f"  wrote {path}")
 
 

@@ -34,7 +34,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         stats = summary[name]
         if stats:
             print(
-                f"{name:9} mean {stats['mean']:+.3f}  std {stats['std']:.3f}  min {stats['min']:+.3f}  max {stats['max']:+.3f}"
+                f"{name:9} mean {stats['mean']:+.3f}  std {stats['std']:.3f}  "
+                f"min {stats['min']:+.3f}  max {stats['max']:+.3f}"
             )
     if summary["problems"]:
         print(f"skipped {len(summary['problems'])} bad records (see `tubcar tub check`)")
@@ -55,8 +56,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     tub = Tub(args.path)
     (tub.delete if args.command == "delete" else tub.restore)(args.range)
     print(
-        f"{args.path}: {args.command}d {len(args.range)} records ({args.range.start}..{args.range.stop - 1}); "
-        f"{len(tub.deleted_indexes)} deleted in all"
+        f"{args.path}: {args.command}d {len(args.range)} records "
+        f"({args.range.start}..{args.range.stop - 1}); {len(tub.deleted_indexes)} deleted in all"
     )
     return 0
 
@@ -66,7 +67,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     for problem in skipped:
         print(f"skipped     {problem}")
     print(
-        f"{args.source} -> {args.target}: {len(converted)} records (+{len(converted.deleted_indexes)} deleted)"
+        f"{args.source} -> {args.target}: {len(converted)} records "
+        f"(+{len(converted.deleted_indexes)} deleted)"
     )
     return 0
 
