@@ -81,7 +81,7 @@ def run_validation(plan: ValidationPlan, out: Path, log: Callable[[str], None] =
         f"replayed lap {len(Tub(replay_tub))} records"
     )
     bundles = train_models(out / "models", train_tub, plan.epochs)
-    pilots = {name: Pilot.load(bundle) for name, bundle in bundles.items()}
+    pilots: dict[str, Any] = {name: Pilot.load(bundle) for name, bundle in bundles.items()}
     pilots.update(reference_pilots())
     rows = []
     for name, pilot in pilots.items():

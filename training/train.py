@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ class Evaluation:
 
 
 def train(
-    tubs: list[str | Path] | None,
+    tubs: Sequence[str | Path] | None,
     out: str | Path,
     options: TrainOptions = TrainOptions(),
     *,
@@ -178,7 +178,10 @@ def start_run(out: str | Path, options: TrainOptions) -> Run:
 
 
 def load_data(
-    tubs: list[str | Path], options: TrainOptions, given: tuple[Frames, LoadReport] | None = None, log=print
+    tubs: Sequence[str | Path],
+    options: TrainOptions,
+    given: tuple[Frames, LoadReport] | None = None,
+    log=print,
 ) -> tuple[Frames, LoadReport]:
     """Every record the filter keeps, decoded into memory (or the frames `given`); says what was kept."""
     frames, report = given or load_frames(
