@@ -58,15 +58,15 @@ class MonotonicClock:
 class SteppedClock:
     """Simulated time: stands still while a tick runs and jumps to the next deadline.
 
-    Starts at `start` seconds; its wall time counts from when it was made, so records
-    are stamped `period` apart however fast they are produced.
+    Starts at `start` seconds; its wall time counts from the millisecond it was made, so
+    records are stamped whole periods apart however fast they are produced.
     """
 
     real_time = False
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
-        self._epoch = time.time() - start
+        self._epoch = round(time.time(), 3) - start
 
     def now(self) -> float:
         return self._now

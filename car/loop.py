@@ -224,14 +224,14 @@ class Loop:
     ) -> LoopFault | None:
         clock = self.clock
         start = clock.now()
-        deadline = start
+        slot = 0  # the next tick's place on the grid: it starts at start + slot * period
         last_start: float | None = None
         end_time = None if duration_s is None else start + duration_s
         while not self._stop.is_set():
             if max_ticks is not None and self.ticks >= max_ticks:
                 self.stop("max_ticks")
                 break
-            if clock.wait_until(deadline, self._stop):
+            if clock.wait_until(start + slot * self.period, self._stop):
                 break
             tick_start = clock.now()
             if end_time is not None and tick_start >= end_time:
@@ -250,12 +250,13 @@ class Loop:
             if until is not None and until():
                 self.stop("done")
                 break
-            deadline += self.period
+            slot += 1
+            deadline = start + slot * self.period
             if tick_end > deadline:  # overrun: start the next tick now, skip missed slots
                 self.overruns += 1
                 missed = int((tick_end - deadline) / self.period)
                 self.missed_ticks += missed
-                deadline += missed * self.period
+                slot += missed
         return None
 
     def tick(self) -> LoopFault | None:

@@ -94,6 +94,24 @@ def test_recorder_writes_only_in_user_mode_and_only_when_recording(tmp_path):
     assert len(Tub(autopilot.path)) == 1
 
 
+def test_recorder_on_a_stepped_clock_waits_for_the_disk_instead_of_dropping(tmp_path):
+    """A simulated loop outruns any disk; with room for one record, every record still lands,
+    exactly in the tub asked for, stamped in simulated time."""
+    clock = SteppedClock()
+    recorder = Recorder(
+        tmp_path, max_queue=1, tub_path=tmp_path / "sim_tub", clock=clock, drop_when_behind=False
+    )
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    for tick in range(200):
+        recorder.run(True, ch.MODE_USER, frame, tick / 200, 0.2, ch.MODE_USER)
+        clock.advance(0.05)
+    recorder.shutdown()
+    records = list(Tub(tmp_path / "sim_tub").records())
+    assert recorder.dropped == 0 and recorder.records == len(records) == 200
+    assert [r[ch.USER_ANGLE] for r in records] == [tick / 200 for tick in range(200)]
+    assert set(np.diff([r["_timestamp_ms"] for r in records])) == {50}
+
+
 def test_example_config_is_valid_and_documents_every_default():
     example = os.path.join(REPO, "config", "car.example.toml")
     defaults = parse_config({}).model_dump()

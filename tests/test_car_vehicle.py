@@ -28,6 +28,7 @@ from car.loop import Loop, LoopFault
 from car.parts import Mixer, PilotPart
 from car.tub import Tub, TubWriter
 from car.vehicle import build_car
+from sim import Simulation, Track, record_tub
 from sim.car import simulated_car
 from sim.parts import make_simulation
 
@@ -319,7 +320,7 @@ def test_model_for_another_camera_size_is_refused_at_build(tmp_path, bundles):
     config = sim_config(tmp_path)
     config.camera.width, config.camera.height = 320, 240
     with pytest.raises(
-        BundleError, match="expects 160x120 camera frames but camera.width/height are 320x240"
+        BundleError, match=r"expects 160x120 camera frames but camera\.width/height are 320x240"
     ):
         sim_car(config, 1, model_dir=bundles[0])
 
@@ -376,6 +377,11 @@ def test_drive_script_stops_neutral_on_sigterm(tmp_path, bundles):
     assert summary["final_command"] == [0.0, 0.0]
     assert summary["loop"]["stop_reason"] == "signal SIGTERM"
     assert summary["records"] > 0 and len(Tub(summary["tub"])) == summary["records"]
+    driven = Tub(summary["tub"])  # one tub schema: what `tubcar sim record` writes too
+    record_tub(Simulation(Track.from_seed(2)), tmp_path / "expert", max_seconds=0.5, progress=False)
+    expert = Tub(tmp_path / "expert")
+    assert driven.inputs == expert.inputs and set(driven.metadata) == set(expert.metadata)
+    assert driven.metadata["controller"] == {"kind": "web"} and driven.metadata["track_seed"] == 2
     assert "camera" in output and "p99 ms" in output  # timing table printed on exit
 
 
