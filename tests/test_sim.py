@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -237,7 +238,7 @@ def test_after_leaving_the_road_the_pilot_sees_where_the_car_was_put_back():
         return -1.0, 0.6
 
     result = score(camera_pilot(hard_left), sim, laps=1, time_limit_s=8.0)
-    after = [now for before, now in zip(seen, seen[1:], strict=False) if now[3] > before[3]]
+    after = [now for before, now in itertools.pairwise(seen) if now[3] > before[3]]
     assert result["off_road"] >= 1 and len(after) == result["off_road"]
     for frame, state, cte, _ in after:
         assert abs(sim.track.locate(state.x, state.y).cte) < 1e-6 and cte == 0.0
