@@ -1,10 +1,12 @@
-"""Drive loop timing: `bench.py loop [--ticks 2000] [--model DIR] --json`.
+"""Drive loop timing: `tubcar bench loop [--ticks 2000] [--model DIR] --json`.
 
-The car's own loop at 20 Hz with the simulator's camera, the TFLite pilot (run on every
-frame), the mixer, the throttle limiter, the tub recorder (JPEG + JSON for every tick)
-and the simulator's actuator. Reports overruns (goal 0), the p99 of |actual period -
-target period| (goal <= 2 ms) and each part's p50/p99/max. Without --model it exports
-the untrained `fast` network: the same architecture, so the same latency, as a trained one.
+The car's own loop, built by `build_car` in real time at 20 Hz: the simulator's camera,
+a scripted controller holding `local` mode with recording on (in place of the phone),
+the TFLite pilot (run on every frame), the mixer, the throttle limiter, the failsafe,
+the tub recorder (JPEG + JSON for every tick) and the simulator's actuator. Reports
+overruns (goal 0), the p99 of |actual period - target period| (goal <= 2 ms) and each
+part's p50/p99/max. Without --model it exports the untrained `fast` network: the same
+architecture, so the same latency, as a trained one.
 """
 
 from __future__ import annotations
@@ -51,56 +53,27 @@ def _untrained_bundle(folder: Path) -> Path:
     return folder
 
 
-def build_loop(model: Path, tub_dir: Path, rate_hz: float, track: int):
-    """The loop under test and its recorder: sim camera -> pilot -> mixer -> limiter -> recorder -> sim."""
+def build_bench_car(model: Path, tub_dir: Path, rate_hz: float, track: int):
+    """The car under test: `build_car` on the simulator, driven by the pilot, recording."""
     from car import channels as ch
-    from car.loop import Loop
-    from car.parts import RECORD_FIELDS, SIM_RECORD_FIELDS, Mixer, PilotPart, Recorder, ThrottleLimiter
-    from car.pilot import Pilot
-    from sim.parts import SimActuator, SimCamera, make_simulation
+    from car.bundle import load_card
+    from car.config import CarConfig
+    from car.controller.scripted import Command, ScriptedController
+    from sim.car import simulated_car
+    from sim.parts import make_simulation
 
-    pilot = Pilot.load(model)
-    spec = pilot.card.input
+    spec = load_card(model).input
+    config = CarConfig()
+    config.name = "bench"
+    config.loop.rate_hz = rate_hz
+    config.camera.width, config.camera.height = spec.source_width, spec.source_height
+    config.recording.tub_dir = str(tub_dir)
+    config.recording.in_autopilot = True
     sim = make_simulation(track, rate_hz, spec.source_width, spec.source_height)
-    loop = Loop(rate_hz=rate_hz)
-    loop.add(SimCamera(sim), outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP], name="camera")
-    loop.add(
-        PilotPart(pilot, always=True),
-        inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
-        outputs=[ch.PILOT_ANGLE, ch.PILOT_THROTTLE],
-        name="pilot",
-        defaults={ch.USER_MODE: ch.MODE_LOCAL, ch.RECORDING: True},
+    controller = ScriptedController(
+        Command(mode=ch.MODE_LOCAL, recording=True), throttle_cap=config.pilot.throttle_cap
     )
-    loop.add(
-        Mixer(),
-        inputs=[
-            ch.USER_MODE,
-            ch.USER_ANGLE,
-            ch.USER_THROTTLE,
-            ch.PILOT_ANGLE,
-            ch.PILOT_THROTTLE,
-            ch.THROTTLE_CAP,
-        ],
-        outputs=[ch.ANGLE, ch.THROTTLE],
-        name="mixer",
-        defaults={ch.USER_ANGLE: 0.0, ch.USER_THROTTLE: 0.0, ch.THROTTLE_CAP: 0.5},
-    )
-    loop.add(ThrottleLimiter(ramp_per_s=2.0), inputs=[ch.THROTTLE], outputs=[ch.THROTTLE], name="limiter")
-    recorder = Recorder(tub_dir, RECORD_FIELDS + SIM_RECORD_FIELDS, in_autopilot=True)
-    loop.add(
-        recorder,
-        inputs=recorder.inputs,
-        name="recorder",
-        defaults={name: 0.0 for name, _ in SIM_RECORD_FIELDS},
-    )
-    loop.add(
-        SimActuator(sim),
-        inputs=[ch.ANGLE, ch.THROTTLE],
-        outputs=[name for name, _ in SIM_RECORD_FIELDS],
-        name="actuator",
-        critical=True,
-    )
-    return loop, recorder, pilot
+    return simulated_car(config, sim, controller=controller, model_dir=model)
 
 
 def _progress(loop, ticks: int, done: threading.Event) -> None:
@@ -113,14 +86,15 @@ def _progress(loop, ticks: int, done: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="bench-loop-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as folder:
+        scratch = Path(folder)
         if args.model is None:
             with contextlib.redirect_stdout(sys.stderr):  # TensorFlow's export chatter would spoil --json
                 model = _untrained_bundle(scratch / "fast")
         else:
             model = args.model
-        loop, recorder, pilot = build_loop(model, scratch / "data", args.rate, args.track)
+        car = build_bench_car(model, scratch / "data", args.rate, args.track)
+        loop, pilot = car.loop, car.pilot
         done = threading.Event()
         progress = threading.Thread(target=_progress, args=(loop, args.ticks, done), daemon=True)
         progress.start()
@@ -130,7 +104,7 @@ def run(args: argparse.Namespace) -> dict:
             done.set()
             progress.join()
         stats = loop.stats()
-        records = recorder.records
+        records = car.recorder.records
     return {
         "ticks": stats["ticks"],
         "rate_hz": stats["rate_hz"],

@@ -47,11 +47,6 @@ def open_i2c_bus() -> I2CBus:
     return busio.I2C(board.SCL, board.SDA)
 
 
-def prescale_for(frequency_hz: float, reference_clock_hz: float = PCA9685_OSC_HZ) -> int:
-    """The PRE_SCALE register value for a PWM frequency (datasheet section 7.3.5)."""
-    return round(reference_clock_hz / (PCA9685_TICKS * frequency_hz)) - 1
-
-
 class PwmBoard:
     """One PCA9685 chip running at one frequency; writes pulse widths as 12-bit ticks."""
 
@@ -98,7 +93,10 @@ def _piecewise(value: float, low_us: float, mid_us: float, high_us: float) -> fl
 
 
 class PwmDrive:
-    """Loop part: (angle, throttle) -> steering servo and ESC pulses on PCA9685 boards."""
+    """Loop part: (angle, throttle) -> steering servo and ESC pulses on PCA9685 boards.
+
+    An `car.contracts.Actuator`: `last_command` is the (angle, throttle) last sent.
+    """
 
     def __init__(
         self,
@@ -117,7 +115,7 @@ class PwmDrive:
         self.steering_us = steering_us
         self.throttle_us = throttle_us
         self.arming = list(arming)
-        self.last_pulses_us: tuple[float, float] = (steering_us[1], throttle_us[1])
+        self.last_command: tuple[float, float] = (0.0, 0.0)
         for board, pulses in ((steering_board, steering_us), (throttle_board, throttle_us)):
             for pulse in pulses:
                 board.ticks_for(pulse)  # fail at build time, not on the first turn
@@ -140,10 +138,10 @@ class PwmDrive:
         steering_us, throttle_us = self.angle_to_us(angle), self.throttle_to_us(throttle)
         self.steering_board.set_pulse(self.steering_channel, steering_us)
         self.throttle_board.set_pulse(self.throttle_channel, throttle_us)
-        self.last_pulses_us = (steering_us, throttle_us)
+        self.last_command = (float(angle), float(throttle))
 
     def shutdown(self) -> None:
         """Neutral throttle first, then centre the steering."""
         self.throttle_board.set_pulse(self.throttle_channel, self.throttle_us[1])
         self.steering_board.set_pulse(self.steering_channel, self.steering_us[1])
-        self.last_pulses_us = (self.steering_us[1], self.throttle_us[1])
+        self.last_command = (0.0, 0.0)

@@ -1,8 +1,9 @@
 """Camera parts: Raspberry Pi camera (picamera2), OpenCV/USB webcam or video, replay of a tub.
 
 Every camera is a loop part `() -> (CAMERA_IMAGE, CAMERA_TIMESTAMP)`: an RGB uint8 frame
-(height, width, 3) and its time on the time.monotonic() clock: when the sensor finished
-it (picamera2 gives that), else when it arrived. The live cameras are
+(height, width, 3) and its time on the loop's clock (`car.clock`): when the sensor finished
+it (picamera2 gives that, on time.monotonic(), so the Pi camera needs the real-time
+clock), else when it arrived. The live cameras are
 threaded parts: their `update()` blocks on the driver until the next frame (no polling),
 and `run()` hands the loop the newest frame without waiting. The timestamp is what the
 loop's `Failsafe` uses to stop the car when the camera stalls.
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from car import channels as ch
+from car.clock import REAL_TIME, Clock
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,9 @@ log = logging.getLogger(__name__)
 class ThreadedCamera:
     """Keeps the newest frame from a blocking `_capture()`; subclasses open and close a device."""
 
-    def __init__(self, width: int, height: int, rotate_180: bool = False) -> None:
+    def __init__(self, width: int, height: int, rotate_180: bool = False, clock: Clock = REAL_TIME) -> None:
         self.width, self.height, self.rotate_180 = width, height, rotate_180
+        self.clock = clock
         self.frames = 0
         self._frame: np.ndarray | None = None
         self._time: float | None = None
@@ -45,7 +48,7 @@ class ThreadedCamera:
 
     def _frame_time(self) -> float:
         """When the frame `_capture()` just returned was taken; by default, when it arrived."""
-        return time.monotonic()
+        return self.clock.now()
 
     def _fit(self, frame: np.ndarray) -> np.ndarray:
         if frame.shape[:2] != (self.height, self.width):
@@ -132,9 +135,14 @@ class OpenCVCamera(ThreadedCamera):
     """
 
     def __init__(
-        self, source: str | int = 0, width: int = 160, height: int = 120, rotate_180: bool = False
+        self,
+        source: str | int = 0,
+        width: int = 160,
+        height: int = 120,
+        rotate_180: bool = False,
+        clock: Clock = REAL_TIME,
     ) -> None:
-        super().__init__(width, height, rotate_180)
+        super().__init__(width, height, rotate_180, clock)
         device = int(source) if str(source).isdigit() else str(source)
         self._capture_device = cv2.VideoCapture(device)
         if not self._capture_device.isOpened():
@@ -168,13 +176,14 @@ class TubCamera:
     stale after the last one, and the failsafe stops the car as it would for a dead camera.
     """
 
-    def __init__(self, tub_path: str | Path, loop: bool = False) -> None:
+    def __init__(self, tub_path: str | Path, loop: bool = False, clock: Clock = REAL_TIME) -> None:
         from car.tub import Tub
 
         self.tub = Tub(tub_path)
         if len(self.tub) == 0:
             raise RuntimeError(f"{tub_path}: the tub has no records to replay")
         self.loop = loop
+        self.clock = clock
         self.frames = 0
         self._records = self._iterate()
         self._last: np.ndarray | None = None
@@ -189,6 +198,6 @@ class TubCamera:
     def run(self) -> tuple[np.ndarray | None, float | None]:
         record = next(self._records, None)
         if record is not None:
-            self._last, self._last_time = record[ch.CAMERA_IMAGE], time.monotonic()
+            self._last, self._last_time = record[ch.CAMERA_IMAGE], self.clock.now()
             self.frames += 1
         return self._last, self._last_time

@@ -4,16 +4,18 @@ A *part* is any object with `run(*inputs)` returning its outputs (one value, or 
 tuple for several), optionally `update()` (a blocking I/O loop the drive loop runs in
 its own thread; `run` then returns the latest result without waiting) and
 `shutdown()` (stop, release hardware, leave actuators safe; it must make `update`
-return).
+return): the protocols `Part` and `ThreadedPart` of `car.contracts`.
 
 Why the rules below:
 - Wiring is checked before the first tick (`Loop.build`): every channel must be one of
   `car.channels`, and every input must be written by an earlier part or have a declared
   default. A typo fails at start, naming the part and the channel, instead of silently
   disabling a part.
-- Ticks sit on a fixed grid (t0 + k * period), so the loop never drifts. A tick that
-  runs past the next deadline is an *overrun*: the next tick starts at once (no sleep);
-  deadlines missed entirely are skipped, not burst through, and counted.
+- Ticks sit on a fixed grid (t0 + k * period) of the loop's clock (`car.clock`), so the
+  loop never drifts. A tick that runs past the next deadline is an *overrun*: the next
+  tick starts at once (no sleep); deadlines missed entirely are skipped, not burst
+  through, and counted. On a stepped clock (the simulator) time stands still during a
+  tick and jumps to the next deadline: no overruns, as fast as the CPU allows.
 - A part that raises is logged and counted, and the rest of that tick runs with the
   `failsafe` channel values forced (throttle neutral), so the actuators still run and
   hold the car safe. A part that keeps failing (`max_consecutive_faults` ticks), or a
@@ -27,13 +29,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from car import channels
+from car.clock import REAL_TIME, Clock
+from car.contracts import Part, ThreadedPart
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ class TimingWindow:
 class PartSlot:
     """One part in the loop, with its wiring and its record."""
 
-    part: Any
+    part: Part
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -106,6 +110,7 @@ class Loop:
         rate_hz: float = 20.0,
         failsafe: Mapping[str, Any] | None = None,
         max_consecutive_faults: int = 10,
+        clock: Clock = REAL_TIME,
     ) -> None:
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be a positive number, got {rate_hz}")
@@ -113,6 +118,7 @@ class Loop:
         self.period = 1.0 / self.rate_hz
         self.failsafe = dict(DEFAULT_FAILSAFE if failsafe is None else failsafe)
         self.max_consecutive_faults = max_consecutive_faults
+        self.clock = clock
         self.memory: dict[str, Any] = {}
         self.slots: list[PartSlot] = []
         self.ticks = 0
@@ -128,7 +134,7 @@ class Loop:
     # ----------------------------------------------------------------- wiring
     def add(
         self,
-        part: Any,
+        part: Part,
         inputs: Sequence[str] = (),
         outputs: Sequence[str] = (),
         *,
@@ -137,7 +143,8 @@ class Loop:
         threaded: bool = False,
         critical: bool = False,
     ) -> Any:
-        """Append a part; `defaults` gives inputs a value until a producer writes them."""
+        """Append a part (returned, for chaining); `defaults` gives inputs a value until a
+        producer writes them."""
         if self._built:
             raise WiringError("parts cannot be added after the loop was built")
         name = name or type(part).__name__
@@ -190,8 +197,14 @@ class Loop:
             self.stop_reason = reason
         self._stop.set()
 
-    def run(self, max_ticks: int | None = None, duration_s: float | None = None) -> None:
-        """Run until stop(), `max_ticks` or `duration_s`; always shuts every part down.
+    def run(
+        self,
+        max_ticks: int | None = None,
+        duration_s: float | None = None,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Run until stop(), `max_ticks`, `duration_s` on the loop's clock, or `until()` is
+        true after a tick; always shuts every part down.
 
         Raises LoopFault (after shutdown) when a part's failures stopped the loop.
         """
@@ -200,43 +213,50 @@ class Loop:
         fault: LoopFault | None = None
         try:
             self.start_threads()
-            fault = self._run_ticks(max_ticks, duration_s)
+            fault = self._run_ticks(max_ticks, duration_s, until)
         finally:
             self.shutdown()
         if fault is not None:
             raise fault
 
-    def _run_ticks(self, max_ticks: int | None, duration_s: float | None) -> LoopFault | None:
-        start = time.monotonic()
-        deadline = start
+    def _run_ticks(
+        self, max_ticks: int | None, duration_s: float | None, until: Callable[[], bool] | None
+    ) -> LoopFault | None:
+        clock = self.clock
+        start = clock.now()
+        slot = 0  # the next tick's place on the grid: it starts at start + slot * period
         last_start: float | None = None
         end_time = None if duration_s is None else start + duration_s
         while not self._stop.is_set():
             if max_ticks is not None and self.ticks >= max_ticks:
                 self.stop("max_ticks")
                 break
-            wait = deadline - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
+            if clock.wait_until(start + slot * self.period, self._stop):
                 break
-            tick_start = time.monotonic()
+            tick_start = clock.now()
             if end_time is not None and tick_start >= end_time:
                 self.stop("duration")
                 break
             if last_start is not None:
                 self.period_error.add(abs(tick_start - last_start - self.period))
             last_start = tick_start
+            work_started = time.perf_counter()
             fault = self.tick()
-            tick_end = time.monotonic()
-            self.tick_time.add(tick_end - tick_start)
+            tick_end = clock.now()
+            self.tick_time.add(time.perf_counter() - work_started)
             if fault is not None:
                 self.stop(str(fault))
                 return fault
-            deadline += self.period
+            if until is not None and until():
+                self.stop("done")
+                break
+            slot += 1
+            deadline = start + slot * self.period
             if tick_end > deadline:  # overrun: start the next tick now, skip missed slots
                 self.overruns += 1
                 missed = int((tick_end - deadline) / self.period)
                 self.missed_ticks += missed
-                deadline += missed * self.period
+                slot += missed
         return None
 
     def tick(self) -> LoopFault | None:
@@ -257,7 +277,7 @@ class Loop:
                 continue
             slot.timing.add(time.perf_counter() - started)
             slot.consecutive_errors = 0
-            memory.update(zip(slot.outputs, values))
+            memory.update(zip(slot.outputs, values, strict=True))
             if faulted:  # later parts may not undo the failsafe in a faulted tick
                 memory.update(self.failsafe)
         if faulted:
@@ -295,7 +315,7 @@ class Loop:
 
     def _update_forever(self, slot: PartSlot) -> None:
         try:
-            slot.part.update()
+            cast(ThreadedPart, slot.part).update()  # add() checked that it has one
         except Exception as err:
             slot.errors += 1
             slot.last_error = f"update thread died: {type(err).__name__}: {err}"

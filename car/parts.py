@@ -1,9 +1,9 @@
 """The small loop parts between the controller and the actuators.
 
 Wiring, in loop order (see `car.vehicle`):
-    camera -> controller -> PilotPart -> Mixer -> ThrottleLimiter -> Failsafe -> actuator
-                                                                  -> Recorder
+    camera -> controller -> PilotPart -> Mixer -> ThrottleLimiter -> Failsafe -> Recorder -> actuator
 Each docstring names the part's inputs and outputs (constants from `car.channels`).
+The parts that read time read the loop's clock (`car.clock`), never the system's.
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ import logging
 import math
 import queue
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from car import channels as ch
+from car.clock import REAL_TIME, Clock
+from car.contracts import FramePolicy
+
+if TYPE_CHECKING:
+    from car.tub import TubWriter
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], float]
 
 
 def _clip(value: float, low: float, high: float) -> float:
@@ -32,21 +34,21 @@ def _clip(value: float, low: float, high: float) -> float:
 
 
 class PilotPart:
-    """(CAMERA_IMAGE, USER_MODE) -> (PILOT_ANGLE, PILOT_THROTTLE), from a `car.pilot.Pilot`.
+    """(CAMERA_IMAGE, USER_MODE) -> (PILOT_ANGLE, PILOT_THROTTLE), from a `FramePolicy`
+    (a `car.pilot.Pilot`, or in the simulator any policy being scored).
 
-    The model runs only in the autopilot modes (or always, with `always=True`): in `user`
-    mode its answer is not used and the Pi's CPU is better spent elsewhere. A failing
-    model raises, and the loop's failsafe brings the car to neutral.
+    The policy runs only in the autopilot modes: in `user` mode its answer is not used and
+    the Pi's CPU is better spent elsewhere. A failing policy raises, and the loop's
+    failsafe brings the car to neutral.
     """
 
-    def __init__(self, pilot: Any, always: bool = False) -> None:
-        self.pilot = pilot
-        self.always = always
+    def __init__(self, policy: FramePolicy) -> None:
+        self.policy = policy
 
     def run(self, frame: np.ndarray | None, mode: str) -> tuple[float, float]:
-        if frame is None or (mode == ch.MODE_USER and not self.always):
+        if frame is None or mode == ch.MODE_USER:
             return 0.0, 0.0
-        return self.pilot.run(frame)
+        return self.policy.run(frame)
 
 
 class Mixer:
@@ -80,7 +82,7 @@ class ThrottleLimiter:
     """THROTTLE -> THROTTLE within [-max_reverse, max_forward], rising at most `ramp_per_s`.
 
     Drops towards neutral are instant (stopping must never be slowed down); a change of
-    direction passes through neutral and ramps up again.
+    direction passes through neutral and ramps up again. `ramp_per_s = inf`: no ramp.
     """
 
     def __init__(
@@ -88,7 +90,7 @@ class ThrottleLimiter:
         max_forward: float = 1.0,
         max_reverse: float = 1.0,
         ramp_per_s: float = math.inf,
-        clock: Clock = time.monotonic,
+        clock: Clock = REAL_TIME,
     ) -> None:
         self.max_forward, self.max_reverse, self.ramp_per_s = max_forward, max_reverse, ramp_per_s
         self.clock = clock
@@ -96,14 +98,14 @@ class ThrottleLimiter:
         self._last: float | None = None
 
     def run(self, throttle: float) -> float:
-        now = self.clock()
+        now = self.clock.now()
         dt = 0.0 if self._last is None else min(now - self._last, 0.25)
         self._last = now
         target = _clip(throttle, -self.max_reverse, self.max_forward) if math.isfinite(throttle) else 0.0
         current = self.throttle
         if target * current < 0:  # reversing: through neutral first
             current = 0.0
-        if abs(target) <= abs(current):
+        if abs(target) <= abs(current) or math.isinf(self.ramp_per_s):
             current = target
         else:
             step = self.ramp_per_s * dt
@@ -116,13 +118,13 @@ class Failsafe:
     """(THROTTLE, CAMERA_TIMESTAMP, CONTROLLER_TIMESTAMP) -> (THROTTLE, FAILSAFE).
 
     Forces throttle 0 while the controller is silent for `controller_timeout_s` or the
-    newest camera frame is older than `frame_timeout_s` (timestamps are time.monotonic()).
+    newest camera frame is older than `frame_timeout_s` (timestamps on the loop's clock).
     FAILSAFE says why, "" when all is well. Steering is left alone: the car coasts straight
     or on its last line while the ESC brakes.
     """
 
     def __init__(
-        self, controller_timeout_s: float = 0.3, frame_timeout_s: float = 0.25, clock: Clock = time.monotonic
+        self, controller_timeout_s: float = 0.3, frame_timeout_s: float = 0.25, clock: Clock = REAL_TIME
     ) -> None:
         self.controller_timeout_s = controller_timeout_s
         self.frame_timeout_s = frame_timeout_s
@@ -133,7 +135,7 @@ class Failsafe:
     def run(
         self, throttle: float, frame_time: float | None, controller_time: float | None
     ) -> tuple[float, str]:
-        now = self.clock()
+        now = self.clock.now()
         if controller_time is None or now - controller_time > self.controller_timeout_s:
             reason = "controller silent"
         elif frame_time is None or now - frame_time > self.frame_timeout_s:
@@ -155,24 +157,22 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (
     (ch.USER_THROTTLE, "float"),
     (ch.USER_MODE, "str"),
 )
-SIM_RECORD_FIELDS: tuple[tuple[str, str], ...] = (
-    (ch.SIM_X, "float"),
-    (ch.SIM_Y, "float"),
-    (ch.SIM_YAW, "float"),
-    (ch.SIM_SPEED, "float"),
-    (ch.SIM_CTE, "float"),
-)
+"""What every car records: the frame and the human's labels. Parts add theirs (the
+simulator its pose) through `car.contracts.Recorded`; `car.vehicle` joins them."""
 
 
 class Recorder:
     """(RECORDING, USER_MODE, *fields) -> (): appends a tub record while recording.
 
     Records only in `user` mode unless `in_autopilot` (an autopilot's own laps teach a
-    model nothing it did not know). The tub (`tub_dir/tub_<date>_<time>`) is created at
-    the first record, so a session that never records leaves no empty folder.
-    Records are written by a thread of its own: JPEG encoding and a slow SD card never
-    delay a tick. If the disk falls `max_queue` records behind, new records are dropped
-    and counted (`dropped`) rather than stalling the car.
+    model nothing it did not know). The tub is `tub_path` when given (created, or
+    appended to), else a new `tub_dir/tub_<date>_<time>`, created at the first record so
+    a session that never records leaves no empty folder. Records are stamped with the
+    clock's wall time and written by a thread of its own: JPEG encoding and a slow SD
+    card never delay a tick. If the disk falls `max_queue` records behind, a real-time
+    loop drops new records and counts them (`dropped`) rather than stall the car;
+    with `drop_when_behind=False` (a stepped simulation, which has no deadline to miss)
+    the loop waits for the disk instead, so no record is lost.
     """
 
     def __init__(
@@ -182,14 +182,21 @@ class Recorder:
         in_autopilot: bool = False,
         metadata: dict | None = None,
         max_queue: int = 100,
+        *,
+        tub_path: str | Path | None = None,
+        clock: Clock = REAL_TIME,
+        drop_when_behind: bool = True,
     ) -> None:
         self.tub_dir = Path(tub_dir)
+        self.tub_path = None if tub_path is None else Path(tub_path)
         self.fields = list(fields)
         self.in_autopilot = in_autopilot
         self.metadata = dict(metadata or {})
+        self.clock = clock
+        self.drop_when_behind = drop_when_behind
         self.records = 0  # written to the tub
         self.dropped = 0
-        self.writer = None
+        self.writer: TubWriter | None = None
         self.error: Exception | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
@@ -200,17 +207,26 @@ class Recorder:
         return [ch.RECORDING, ch.USER_MODE, *(name for name, _ in self.fields)]
 
     def run(self, recording: bool, mode: str, *values: Any) -> None:
-        if self.error is not None:
-            raise RuntimeError(f"recorder stopped: {self.error}") from self.error
+        self._raise_if_failed()
         if not recording or (mode != ch.MODE_USER and not self.in_autopilot):
             return
-        record = dict(zip((name for name, _ in self.fields), values))
+        record = dict(zip((name for name, _ in self.fields), values, strict=True))
         if record.get(ch.CAMERA_IMAGE) is None:
             return  # no frame yet
-        record["_timestamp_ms"] = int(time.time() * 1000)  # when it happened, not when written
+        record["_timestamp_ms"] = round(self.clock.wall_time() * 1000)  # when it happened, not when written
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_forever, name="recorder", daemon=True)
             self._thread.start()
+        if self.drop_when_behind:
+            self._put_or_drop(record)
+        else:
+            self._put_waiting(record)
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"recorder stopped: {self.error}") from self.error
+
+    def _put_or_drop(self, record: dict) -> None:
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -221,6 +237,14 @@ class Recorder:
                     self._queue.maxsize,
                     self.dropped,
                 )
+
+    def _put_waiting(self, record: dict) -> None:
+        while True:
+            try:
+                self._queue.put(record, timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_if_failed()  # a dead writer would never make room
 
     def _write_forever(self) -> None:
         while (record := self._queue.get()) is not None:
@@ -234,10 +258,10 @@ class Recorder:
                 self.error = err
                 return
 
-    def _open(self):
+    def _open(self) -> TubWriter:
         from car.tub import TubWriter
 
-        path = self.tub_dir / datetime.now().strftime("tub_%Y%m%d_%H%M%S")
+        path = self.tub_path or self.tub_dir / datetime.now().strftime("tub_%Y%m%d_%H%M%S")
         log.info("recording to %s", path)
         return TubWriter(
             path, [name for name, _ in self.fields], [kind for _, kind in self.fields], metadata=self.metadata

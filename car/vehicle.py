@@ -2,8 +2,16 @@
 
     camera -> controller -> pilot -> mixer -> throttle limiter -> failsafe -> recorder -> actuator
 
-With `sim_seed` the camera and the actuator are the simulator's; nothing else changes,
-so a model driven in the simulator from the web page runs exactly the car's code.
+Every car is built here, real or simulated, with the same parts in the same order and
+the same failsafes. A caller may hand in the camera, the controller, the pilot's policy
+and the actuator (the simulator hands in its camera and actuator, scoring a scripted
+controller and the policy under test); the parts it does not hand in are built from the
+config. The clock decides real time or stepped simulated time (`car.clock`); every part
+built here reads it.
+
+One tub schema: the recorder writes `car.parts.RECORD_FIELDS` plus the fields and the
+metadata of every part that is `car.contracts.Recorded` (the simulator's camera adds the
+car's pose and the track), so every tub of the same kind of car carries the same keys.
 """
 
 from __future__ import annotations
@@ -14,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from car import channels as ch
+from car.actuator import I2CBus
 from car.bundle import BundleError
+from car.clock import REAL_TIME, Clock
 from car.config import CarConfig
+from car.contracts import Actuator, FramePolicy, Part, Recorded, Reports, ThreadedPart
 from car.loop import Loop
-from car.parts import RECORD_FIELDS, SIM_RECORD_FIELDS, Failsafe, Mixer, PilotPart, Recorder, ThrottleLimiter
+from car.parts import RECORD_FIELDS, Failsafe, Mixer, PilotPart, Recorder, ThrottleLimiter
+from car.pilot import Pilot
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +49,17 @@ class Car:
 
     config: CarConfig
     loop: Loop
-    camera: Any
-    controller: Any
-    actuator: Any
+    camera: Part
+    controller: Part
+    actuator: Actuator
     recorder: Recorder
-    pilot: Any = None
-    sim: Any = None
+    pilot: Pilot | None = None  # the TFLite pilot when one was loaded from a bundle
     url: str = ""
 
     def status(self) -> dict:
         """What the web page shows; called from the server thread."""
         memory = self.loop.memory
-        status = {
+        status: dict[str, Any] = {
             "loop": self.loop.stats(),
             "failsafe": memory.get(ch.FAILSAFE, ""),
             "angle": memory.get(ch.ANGLE),
@@ -57,8 +68,8 @@ class Car:
         }
         if self.pilot is not None:
             status["pilot"] = self.pilot.latency_stats()
-        if self.sim is not None:
-            status["sim"] = self.actuator.status()
+        if isinstance(self.actuator, Reports):
+            status["actuator"] = self.actuator.status()
         return status
 
     def start(self, camera_timeout_s: float = 10.0) -> None:
@@ -84,45 +95,58 @@ class Car:
 
 
 def build_car(
-    config: CarConfig, model_dir: str | Path | None = None, sim_seed: int | None = None, i2c_bus: Any = None
+    config: CarConfig,
+    *,
+    model_dir: str | Path | None = None,
+    camera: Part | None = None,
+    controller: Part | None = None,
+    pilot: FramePolicy | None = None,
+    actuator: Actuator | None = None,
+    clock: Clock = REAL_TIME,
+    tub_path: str | Path | None = None,
+    i2c_bus: I2CBus | None = None,
 ) -> Car:
-    """Build the parts named by `config` and wire them; see the module docstring for the order."""
-    loop = Loop(rate_hz=config.loop.rate_hz, max_consecutive_faults=config.loop.max_consecutive_faults)
-    sim = None
-    if sim_seed is not None:
-        from sim.parts import SimActuator, SimCamera, make_simulation
+    """Wire a car; see the module docstring for the order.
 
-        sim = make_simulation(sim_seed, config.loop.rate_hz, config.camera.width, config.camera.height)
-        camera = SimCamera(sim)
-        actuator = SimActuator(sim)
-    else:
-        camera = _camera(config)
-        actuator = _pwm_drive(config, i2c_bus)
-    threaded_camera = callable(getattr(camera, "update", None))
-    loop.add(camera, outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP], name="camera", threaded=threaded_camera)
+    camera: () -> (CAMERA_IMAGE, CAMERA_TIMESTAMP); default from `config.camera`.
+    controller: (CAMERA_IMAGE) -> CONTROLLER_OUTPUTS; default web page or gamepad.
+    pilot: the policy of the autopilot modes; default the bundle at `model_dir` or
+        `config.pilot.model` (checked against the camera size), else none.
+    actuator: (ANGLE, THROTTLE) -> the wheels; default the PCA9685 boards on `i2c_bus`.
+    clock: `REAL_TIME`, or a `SteppedClock` the caller's parts share.
+    tub_path: record into exactly this tub (created, or appended to) instead of a new
+        one under `config.recording.tub_dir`.
+    """
+    loop = Loop(
+        rate_hz=config.loop.rate_hz, max_consecutive_faults=config.loop.max_consecutive_faults, clock=clock
+    )
+    camera = camera if camera is not None else _camera(config, clock)
+    built_web_controller = controller is None and config.controller == "web"
+    controller = controller if controller is not None else _controller(config, clock)
+    bundle_pilot = None
+    if pilot is None and (model_dir or config.pilot.model):
+        pilot = bundle_pilot = _bundle_pilot(config, model_dir or config.pilot.model)
+    actuator = actuator if actuator is not None else _pwm_drive(config, i2c_bus)
 
-    controller = _controller(config)
+    recorded = [part for part in (camera, controller, actuator) if isinstance(part, Recorded)]
+    metadata: dict[str, Any] = {"car": config.name, "simulated": False}
+    for part in recorded:
+        metadata.update(part.tub_metadata())
+
+    loop.add(
+        camera,
+        outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP, *_recorded_channels(camera)],
+        name="camera",
+        threaded=isinstance(camera, ThreadedPart),
+    )
     loop.add(
         controller,
-        inputs=[ch.CAMERA_IMAGE] if config.controller == "web" else [],
-        outputs=CONTROLLER_OUTPUTS,
+        inputs=[ch.CAMERA_IMAGE],
+        outputs=[*CONTROLLER_OUTPUTS, *_recorded_channels(controller)],
         name="controller",
-        threaded=config.controller == "gamepad",
+        threaded=isinstance(controller, ThreadedPart),
     )
-
-    pilot = None
-    model_dir = model_dir or config.pilot.model or None
-    if model_dir:
-        from car.pilot import Pilot
-
-        pilot = Pilot.load(model_dir, num_threads=config.pilot.num_threads)
-        spec = pilot.card.input
-        if (spec.source_width, spec.source_height) != (config.camera.width, config.camera.height):
-            raise BundleError(
-                f"{model_dir}: the model expects {spec.source_width}x{spec.source_height} camera frames "
-                f"but camera.width/height are {config.camera.width}x{config.camera.height}"
-            )
-        log.info("pilot %s (%s) loaded from %s", pilot.card.architecture, pilot.card.quantization, model_dir)
+    if pilot is not None:
         loop.add(
             PilotPart(pilot),
             inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
@@ -145,47 +169,74 @@ def build_car(
     )
     throttle = config.throttle
     loop.add(
-        ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s),
+        ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s, clock),
         inputs=[ch.THROTTLE],
         outputs=[ch.THROTTLE],
         name="limiter",
     )
     loop.add(
-        Failsafe(config.failsafe.controller_timeout_s, config.failsafe.frame_timeout_s),
+        Failsafe(config.failsafe.controller_timeout_s, config.failsafe.frame_timeout_s, clock),
         inputs=[ch.THROTTLE, ch.CAMERA_TIMESTAMP, ch.CONTROLLER_TIMESTAMP],
         outputs=[ch.THROTTLE, ch.FAILSAFE],
         name="failsafe",
     )
-
-    fields = RECORD_FIELDS + (SIM_RECORD_FIELDS if sim is not None else ())
-    metadata = {"car": config.name, "simulated": sim is not None}
-    if sim is not None:
-        metadata["track_seed"] = sim_seed
-    recorder = Recorder(config.recording.tub_dir, fields, config.recording.in_autopilot, metadata)
-    sim_defaults = {name: 0.0 for name, _ in SIM_RECORD_FIELDS} if sim is not None else {}
-    loop.add(recorder, inputs=recorder.inputs, name="recorder", defaults=sim_defaults)
-
-    sim_outputs = [name for name, _ in SIM_RECORD_FIELDS] if sim is not None else []
-    loop.add(actuator, inputs=[ch.ANGLE, ch.THROTTLE], outputs=sim_outputs, name="actuator", critical=True)
+    fields = [*RECORD_FIELDS, *(field for part in recorded for field in part.tub_fields)]
+    recorder = Recorder(
+        config.recording.tub_dir,
+        fields,
+        config.recording.in_autopilot,
+        metadata,
+        tub_path=tub_path,
+        clock=clock,
+        drop_when_behind=clock.real_time,
+    )
+    loop.add(recorder, inputs=recorder.inputs, name="recorder")
+    loop.add(
+        actuator,
+        inputs=[ch.ANGLE, ch.THROTTLE],
+        outputs=_recorded_channels(actuator),
+        name="actuator",
+        critical=True,
+    )
     loop.build()
-    car = Car(config, loop, camera, controller, actuator, recorder, pilot, sim)
-    if config.controller == "web":
-        controller.status = car.status
+    car = Car(config, loop, camera, controller, actuator, recorder, bundle_pilot)
+    if built_web_controller:
+        controller.status = car.status  # type: ignore[attr-defined]  # the page shows the car's status
     return car
 
 
-def _camera(config: CarConfig) -> Any:
+def _recorded_channels(part: Part) -> list[str]:
+    """The channels a part adds to what is recorded: outputs after those of its role."""
+    return [name for name, _ in part.tub_fields] if isinstance(part, Recorded) else []
+
+
+def _bundle_pilot(config: CarConfig, model_dir: str | Path) -> Pilot:
+    """The TFLite pilot of a bundle, refused when it expects frames of another size."""
+    pilot = Pilot.load(model_dir, num_threads=config.pilot.num_threads)
+    spec = pilot.card.input
+    if (spec.source_width, spec.source_height) != (config.camera.width, config.camera.height):
+        raise BundleError(
+            f"{model_dir}: the model expects {spec.source_width}x{spec.source_height} camera frames "
+            f"but camera.width/height are {config.camera.width}x{config.camera.height}"
+        )
+    log.info("pilot %s (%s) loaded from %s", pilot.card.architecture, pilot.card.quantization, model_dir)
+    return pilot
+
+
+def _camera(config: CarConfig, clock: Clock) -> Part:
     from car import camera
 
     cam = config.camera
     if cam.type == "picamera":
+        if not clock.real_time:
+            raise ValueError("the Pi camera stamps frames in real time: it cannot run on a stepped clock")
         return camera.PiCamera(cam.width, cam.height, cam.framerate, cam.rotate_180)
     if cam.type == "opencv":
-        return camera.OpenCVCamera(cam.source, cam.width, cam.height, cam.rotate_180)
-    return camera.TubCamera(cam.source)
+        return camera.OpenCVCamera(cam.source, cam.width, cam.height, cam.rotate_180, clock)
+    return camera.TubCamera(cam.source, clock=clock)
 
 
-def _controller(config: CarConfig) -> Any:
+def _controller(config: CarConfig, clock: Clock) -> Part:
     if config.controller == "gamepad":
         from car.controller.gamepad import GamepadController
 
@@ -200,16 +251,23 @@ def _controller(config: CarConfig) -> Any:
             pad.record_button,
             pad.stop_button,
             throttle_cap=config.pilot.throttle_cap,
+            clock=clock,
         )
     from car.controller.web import WebController
 
     web = config.web
     return WebController(
-        web.host, web.port, web.token, config.pilot.throttle_cap, web.video_fps, car_name=config.name
+        web.host,
+        web.port,
+        web.token,
+        config.pilot.throttle_cap,
+        web.video_fps,
+        car_name=config.name,
+        clock=clock,
     )
 
 
-def _pwm_drive(config: CarConfig, i2c_bus: Any) -> Any:
+def _pwm_drive(config: CarConfig, i2c_bus: I2CBus | None) -> Actuator:
     """PCA9685 boards (one per I2C address) and the steering/ESC part on them."""
     from car.actuator import PwmBoard, PwmDrive, open_i2c_bus
 

@@ -29,7 +29,7 @@ import statistics
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from car.channels import (
     USER_ANGLE,
     USER_THROTTLE,
 )
+from car.contracts import FramePolicy
 from car.tub import Tub, TubProblem, TubRecordError
 from evaluation.scoring import autonomy
 from evaluation.warp import warp_frame
@@ -54,10 +55,6 @@ DEFAULT_RATE_HZ = 20.0  # the drive loop's rate; used when a tub's timestamps ar
 _CREDIBLE_DT_S = (0.01, 0.5)  # median frame interval outside this: timestamps are not real time
 
 
-class Driver(Protocol):
-    """What replay drives: `car.pilot.Pilot`, or anything with the same `run`."""
-
-    def run(self, frame: np.ndarray) -> tuple[float, float]: ...
 
 
 # ---------------------------------------------------------------------------------- open loop
@@ -100,7 +97,7 @@ class OpenLoopResult:
 
 def open_loop(
     tub: Tub,
-    pilot: Driver,
+    pilot: FramePolicy,
     on_frame: Callable[[np.ndarray, dict[str, Any], tuple[float, float]], None] | None = None,
     progress: Callable[[Iterable], Iterable] = lambda items: items,
     keep: Callable[[dict[str, Any]], bool] | None = None,
@@ -390,7 +387,7 @@ def usable_records(tub: Tub, keep: Callable[[dict[str, Any]], bool] | None = Non
 
 def closed_loop(
     tub: Tub,
-    pilot: Driver,
+    pilot: FramePolicy,
     camera: CameraModel,
     vehicle: VehicleModel = VehicleModel(),
     config: ClosedLoopConfig = ClosedLoopConfig(),

@@ -1,13 +1,19 @@
 """Closed-loop scoring: let a pilot drive laps and measure how well it drove.
 
-A pilot is any callable `Observation -> (angle, throttle)`; `camera_pilot` adapts one that
-only sees the camera frame (a TFLite `Pilot.run`), `expert_pilot` drives by the track's
-geometry. The score follows the PilotNet paper's autonomy metric, where every
-intervention costs 6 seconds of a human's attention: autonomy = 1 - 6 * interventions /
-elapsed seconds, clipped at 0. Two things need a person: the car leaving the road (the
-simulator puts it back), and the car standing still, i.e. moving less than
-STALL_DISTANCE_M along the track in STALL_S seconds (a stall: counted once per STALL_S
-it lasts), so a model that never drives cannot score well.
+The pilot is a `car.contracts.FramePolicy` (`run(frame) -> (angle, throttle)`): a TFLite
+`car.pilot.Pilot`, a reference pilot, or the simulator's expert (`expert_pilot`). It
+drives the car of `car.vehicle.build_car` (the simulator's camera and actuator, a
+scripted controller holding the autopilot mode, and the car's own mixer, throttle
+limiter and failsafe) on a stepped clock, so a score is repeatable tick for tick and
+runs as fast as the CPU allows. The throttle is left to the simulated vehicle
+(`sim.car.simulator_config`).
+
+The score follows the PilotNet paper's autonomy metric, where every intervention costs 6
+seconds of a human's attention: autonomy = 1 - 6 * interventions / elapsed seconds,
+clipped at 0. Two things need a person: the car leaving the road (the simulator puts it
+back), and the car standing still, i.e. moving less than STALL_DISTANCE_M along the
+track in STALL_S seconds (a stall: counted once per STALL_S it lasts), so a model that
+never drives cannot score well.
 """
 
 from __future__ import annotations
@@ -15,41 +21,48 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sim.expert import ExpertDriver
+from car import channels as ch
+from car.clock import SteppedClock
+from car.contracts import FramePolicy
+from car.controller.scripted import Command, ScriptedController
+from car.vehicle import build_car
+from sim.car import simulator_config
+from sim.parts import ExpertPilot, SimActuator, SimCamera
 from sim.simulation import Observation, Simulation
 
-Pilot = Callable[[Observation], tuple[float, float]]
 INTERVENTION_COST_S = 6.0
 SLOWEST_LAP_SPEED_MPS = 0.25  # the default time limit allows laps at this mean speed
 STALL_S = INTERVENTION_COST_S
 STALL_DISTANCE_M = 0.2
 
 
-def camera_pilot(run: Callable[[np.ndarray], tuple[float, float]]) -> Pilot:
-    """Adapt `run(frame) -> (angle, throttle)`, e.g. `car.pilot.Pilot.run`, to a Pilot."""
-
-    def drive(observation: Observation) -> tuple[float, float]:
-        return run(observation.image)
-
-    return drive
+@dataclass(frozen=True)
+class _FunctionPolicy:
+    run: Callable[[np.ndarray], tuple[float, float]]
 
 
-def expert_pilot(sim: Simulation, **expert_options: Any) -> Pilot:
-    """The expert driver on the simulation's track as a Pilot (noise-free by default)."""
-    expert = ExpertDriver(sim.track, sim.vehicle, dt=sim.dt, **expert_options)
+def camera_pilot(run: Callable[[np.ndarray], tuple[float, float]]) -> FramePolicy:
+    """A bare function `frame -> (angle, throttle)` as a FramePolicy (a pilot object, e.g. a
+    `car.pilot.Pilot`, is one already)."""
+    return _FunctionPolicy(run)
 
-    def drive(observation: Observation) -> tuple[float, float]:
-        if observation.intervened:
-            expert.reset()
-        command = expert.command(sim.state)
-        return command.applied_angle, command.throttle
 
-    return drive
+class _ExpertPilotOnObservations(ExpertPilot):
+    """Also callable with an `Observation`, the pilot signature before `FramePolicy`, for
+    the callers not moved yet (`experiments/augment_evidence.py`); remove with them."""
+
+    def __call__(self, observation: Observation) -> tuple[float, float]:
+        return self.run(observation.image)
+
+
+def expert_pilot(sim: Simulation, **expert_options: Any) -> FramePolicy:
+    """The expert driver on the simulation's track as a FramePolicy (noise-free by default)."""
+    return _ExpertPilotOnObservations(sim, **expert_options)
 
 
 def autonomy(interventions: int, elapsed_s: float) -> float:
@@ -59,8 +72,32 @@ def autonomy(interventions: int, elapsed_s: float) -> float:
     return max(0.0, 1.0 - interventions * INTERVENTION_COST_S / elapsed_s)
 
 
+class _Tally:
+    """What the score counts, step by step (the simulated actuator's `on_step`)."""
+
+    def __init__(self, sim: Simulation, on_step: Callable[[Observation], None] | None) -> None:
+        self.sim = sim
+        self.on_step = on_step
+        self.steps, self.stalls = 0, 0
+        self.abs_cte_sum, self.max_cte = 0.0, 0.0
+        self._stall_check_s, self._stall_check_distance = 0.0, 0.0
+
+    def step(self, observation: Observation) -> None:
+        sim = self.sim
+        self.steps += 1
+        self.abs_cte_sum += abs(observation.cte)  # where it went, before any putting back
+        self.max_cte = max(self.max_cte, abs(observation.cte))
+        if self.on_step is not None:
+            self.on_step(observation)
+        if observation.intervened:  # the pilot goes on from where the car was put back
+            self._stall_check_s, self._stall_check_distance = sim.time_s, sim.distance_m
+        elif sim.time_s - self._stall_check_s >= STALL_S - 1e-9:
+            self.stalls += abs(sim.distance_m - self._stall_check_distance) < STALL_DISTANCE_M
+            self._stall_check_s, self._stall_check_distance = sim.time_s, sim.distance_m
+
+
 def score(
-    pilot: Pilot,
+    policy: FramePolicy,
     sim: Simulation,
     laps: int = 1,
     *,
@@ -72,34 +109,34 @@ def score(
     """Drive `laps` laps from the start line (or until `time_limit_s` of simulated time)
     and return the score as a JSON-ready dict.
 
-    `throttle` replaces the pilot's throttle with a constant (steering-only models);
-    `on_step` sees every observation (video, progress bars); `render=False` skips the
-    camera for pilots that do not look (the expert), which is faster.
+    `throttle` replaces the pilot's throttle with a constant (steering-only models: the
+    controller holds `local_angle` mode with that throttle); `on_step` sees every step's
+    observation (video, progress bars); `render=False` caps the camera for pilots that do
+    not look (the expert), which is faster.
     """
     if laps < 1:
         raise ValueError(f"laps must be >= 1, got {laps}")
-    if time_limit_s is None:
-        time_limit_s = 30.0 + laps * sim.track.length / SLOWEST_LAP_SPEED_MPS
-    observation = sim.reset(render=render)
-    abs_cte_sum, max_cte, steps, stalls = 0.0, 0.0, 0, 0
-    stall_check_s, stall_check_distance = 0.0, 0.0
+    limit_s = 30.0 + laps * sim.track.length / SLOWEST_LAP_SPEED_MPS if time_limit_s is None else time_limit_s
+    sim.reset(render=render)  # the first frame builds the textures: before the clock starts
+    tally = _Tally(sim, on_step)
+    clock = SteppedClock()
+    if throttle is None:
+        command = Command(mode=ch.MODE_LOCAL)
+    else:
+        command = Command(mode=ch.MODE_LOCAL_ANGLE, throttle=throttle)
+    car = build_car(
+        simulator_config(sim),
+        camera=SimCamera(sim, clock, render=render),
+        controller=ScriptedController(command, clock=clock),
+        pilot=policy,
+        actuator=SimActuator(sim, on_step=tally.step, render_steps=render and on_step is not None),
+        clock=clock,
+    )
     started = time.perf_counter()
-    while sim.laps < laps and sim.time_s < time_limit_s:
-        angle, pilot_throttle = pilot(observation)
-        observation = sim.step(angle, pilot_throttle if throttle is None else throttle, render=render)
-        steps += 1
-        abs_cte_sum += abs(observation.cte)
-        max_cte = max(max_cte, abs(observation.cte))
-        if on_step is not None:
-            on_step(observation)
-        if observation.intervened:  # the pilot goes on from where the car was put back
-            observation = replace(sim.observe(render=render), intervened=True)
-            stall_check_s, stall_check_distance = sim.time_s, sim.distance_m
-        elif sim.time_s - stall_check_s >= STALL_S - 1e-9:
-            stalls += abs(sim.distance_m - stall_check_distance) < STALL_DISTANCE_M
-            stall_check_s, stall_check_distance = sim.time_s, sim.distance_m
+    car.loop.run(until=lambda: sim.laps >= laps or sim.time_s >= limit_s)
     wall_s = time.perf_counter() - started
     lap_times = [round(t, 3) for t in sim.lap_times]
+    steps, interventions = tally.steps, sim.interventions + tally.stalls
     return {
         "track": sim.track.name,
         "track_length_m": round(sim.track.length, 2),
@@ -109,12 +146,12 @@ def score(
         "lap_times_s": lap_times,
         "mean_lap_time_s": round(float(np.mean(lap_times)), 3) if lap_times else None,
         "elapsed_s": round(sim.time_s, 3),
-        "interventions": sim.interventions + stalls,
+        "interventions": interventions,
         "off_road": sim.interventions,
-        "stalls": stalls,
-        "autonomy": round(autonomy(sim.interventions + stalls, sim.time_s), 5),
-        "mean_cte": round(abs_cte_sum / steps, 4) if steps else 0.0,
-        "max_cte": round(max_cte, 4),
+        "stalls": tally.stalls,
+        "autonomy": round(autonomy(interventions, sim.time_s), 5),
+        "mean_cte": round(tally.abs_cte_sum / steps, 4) if steps else 0.0,
+        "max_cte": round(tally.max_cte, 4),
         "mean_speed_mps": round(sim.distance_m / sim.time_s, 3) if sim.time_s > 0 else 0.0,
         "frames": steps,
         "frames_per_s": round(steps / wall_s, 1) if wall_s > 0 else math.inf,

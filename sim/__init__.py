@@ -3,7 +3,8 @@
 Pure NumPy/OpenCV, thousands of frames per second on one core, deterministic for a seed.
 
     from sim import Track, Simulation
-    from evaluation.scoring import expert_pilot, camera_pilot, score
+    from sim.parts import ExpertPilot
+    from evaluation.scoring import score
 
     track = Track.from_seed(7)                    # or Track.load("my_track.json")
     sim = Simulation(track)                       # 20 Hz, 160x120 RGB camera
@@ -11,9 +12,14 @@ Pure NumPy/OpenCV, thousands of frames per second on one core, deterministic for
     obs = sim.step(angle=0.1, throttle=0.3)       # angle + = right, both in [-1, 1]
     obs.cte, obs.progress, obs.laps, obs.intervened, sim.interventions, sim.lap_times
 
-    result = score(expert_pilot(sim), sim, laps=2)          # dict: laps, autonomy, ...
-    result = score(camera_pilot(pilot.run), sim, laps=5)    # any frame -> (angle, throttle)
+    result = score(ExpertPilot(sim), sim, laps=2)           # dict: laps, autonomy, ...
+    result = score(Pilot.load("models/fast"), sim, laps=5)  # any FramePolicy: run(frame) -> (angle, throttle)
     record_tub(sim, "data/sim7", laps=2, noise=0.3)         # expert laps -> tub with sim/* pose
+
+Scoring and recording run the car's own loop (`car.vehicle.build_car`: mixer, throttle
+limiter, failsafe, recorder) on a stepped clock, with the simulator's loop parts
+(`sim.parts`) as camera and actuator; `sim.car.simulated_car` is the same car in real
+time, driven from the web page (`tubcar drive --sim`).
 
 The camera's textures are built on the first frame (about a second); a real-time loop
 should call `sim.render()` once before it starts. Frames are reused buffers: copy to keep.
@@ -26,6 +32,8 @@ The pieces, for those who need only one:
     view_change_homography             warp a frame's floor to a nearby pose (replay)
     Renderer / ImageEffects            camera view of a track; optional noise, blur, exposure
     ExpertDriver / ExpertCommand       pure pursuit; `noise` perturbs the car, not the label
+    parts: SimCamera, SimActuator,     the simulator as loop parts; the expert as a controller
+      ExpertController, ExpertPilot      (recording) or as a FramePolicy (scoring)
     record_tub                         expert laps -> a tub (car/tub.py) with the sim pose
 """
 

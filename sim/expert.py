@@ -24,11 +24,12 @@ from sim.vehicle import VehicleModel, VehicleState
 @dataclass(frozen=True)
 class ExpertCommand:
     """What the expert wants (`angle`, `throttle`: the label) and what it applies to the
-    car (`applied_angle`: with the injected noise)."""
+    car (`applied_angle`: with the injected `noise` added, clipped to [-1, 1])."""
 
     angle: float
     throttle: float
     applied_angle: float
+    noise: float = 0.0
 
 
 class ExpertDriver:
@@ -97,12 +98,13 @@ class ExpertDriver:
         # Feed-forward for the first-order speed response plus a little feedback.
         throttle = (target + 0.5 * (target - speed)) / self.vehicle.max_speed_mps
         throttle = min(max(throttle, -1.0), 1.0)
-        applied = angle
+        applied, noise = angle, 0.0
         if self.noise > 0:
             self._noise_value = self._noise_value * self._noise_decay + self._rng.normal(
                 0.0, self.noise * math.sqrt(1 - self._noise_decay**2)
             )
             if abs(where.cte) > self.noise_cte_limit_m:  # far enough off: let the expert recover
                 self._noise_value = 0.0
-            applied = min(max(angle + self._noise_value, -1.0), 1.0)
-        return ExpertCommand(angle=angle, throttle=throttle, applied_angle=applied)
+            noise = self._noise_value
+            applied = min(max(angle + noise, -1.0), 1.0)
+        return ExpertCommand(angle=angle, throttle=throttle, applied_angle=applied, noise=noise)

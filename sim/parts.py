@@ -1,20 +1,39 @@
-"""The simulator as two loop parts, so the car's own loop drives it: a camera and an actuator.
+"""The simulator as loop parts, so the car's own loop (`car.vehicle.build_car`) drives it.
 
-Both share one `Simulation`, stepped one control period per tick (dt = 1 / loop rate), so
-the simulated car moves as the real one would under the same commands whatever the
-desktop's load. The camera renders the pose the actuator left; the actuator is last in
-the loop, as the real one is.
+- `SimCamera` renders the car's pose and says where the car was (the pose is recorded
+  beside the frame, as part of the one tub schema);
+- `SimActuator` steps the physics one control period per tick (dt = 1 / loop rate), so
+  the simulated car moves as the real one would under the same commands whatever the
+  desktop's load; it is last in the loop, as the real one is;
+- the expert: `ExpertController` drives in `user` mode as a person would (`sim record`),
+  `ExpertPilot` is a `FramePolicy` for the autopilot modes (`sim drive --model expert`).
+
+All share one `Simulation`. Parts that stamp time read the loop's clock.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from car import channels as ch
+from car.clock import REAL_TIME, Clock
 from sim.camera import CameraModel
-from sim.simulation import Simulation
+from sim.expert import ExpertCommand, ExpertDriver
+from sim.simulation import Observation, Simulation
 from sim.track import Track
+
+POSE_FIELDS: tuple[tuple[str, str], ...] = (
+    (ch.SIM_X, "float"),
+    (ch.SIM_Y, "float"),
+    (ch.SIM_YAW, "float"),
+    (ch.SIM_SPEED, "float"),
+    (ch.SIM_CTE, "float"),
+    (ch.SIM_TRACK, "str"),
+)
+CAMERA_METADATA = ("height_m", "pitch_deg", "fov_deg", "width", "height", "forward_m")
 
 
 def make_simulation(seed: int, rate_hz: float = 20.0, width: int = 160, height: int = 120) -> Simulation:
@@ -29,38 +48,77 @@ def make_simulation(seed: int, rate_hz: float = 20.0, width: int = 160, height: 
 
 
 class SimCamera:
-    """() -> (CAMERA_IMAGE, CAMERA_TIMESTAMP): the simulated camera's view of the current pose."""
+    """() -> (CAMERA_IMAGE, CAMERA_TIMESTAMP, SIM_X, SIM_Y, SIM_YAW, SIM_SPEED, SIM_CTE, SIM_TRACK).
 
-    def __init__(self, sim: Simulation) -> None:
+    The simulated camera's view of the current pose, stamped with the loop's clock, and
+    that pose. `render=False` is a camera with its lens cap on (a black frame, no
+    rendering cost) for policies that do not look, such as the expert.
+    """
+
+    tub_fields = POSE_FIELDS
+
+    def __init__(self, sim: Simulation, clock: Clock = REAL_TIME, render: bool = True) -> None:
         self.sim = sim
+        self.clock = clock
+        self.render = render
+        self._capped = np.zeros((sim.camera.height, sim.camera.width, 3), np.uint8)
 
-    def run(self) -> tuple[np.ndarray, float]:
-        return self.sim.render().copy(), time.monotonic()  # the renderer reuses its buffer
+    def run(self) -> tuple[Any, ...]:
+        sim = self.sim
+        frame = sim.render().copy() if self.render else self._capped  # the renderer reuses its buffer
+        state = sim.state
+        return frame, self.clock.now(), state.x, state.y, state.yaw, state.speed, sim.cte, sim.track.name
+
+    def tub_metadata(self) -> dict[str, Any]:
+        """The track and the camera, so replay and training know what the frames show."""
+        sim = self.sim
+        return {
+            "simulated": True,
+            "track": sim.track.name,
+            "track_seed": sim.track.seed,
+            "track_length_m": round(sim.track.length, 3),
+            "track_width_m": round(sim.track.width_m, 3),
+            "dt_s": sim.dt,
+            "camera": {key: getattr(sim.camera, key) for key in CAMERA_METADATA},
+        }
 
 
 class SimActuator:
-    """(ANGLE, THROTTLE) -> (SIM_X, SIM_Y, SIM_YAW, SIM_SPEED, SIM_CTE): one physics step per tick.
+    """(ANGLE, THROTTLE) -> (): one physics step per tick; an `car.contracts.Actuator`.
 
     Keeps the last command it was given (`last_command`), as the PWM board keeps the last
-    pulse; shutdown leaves it neutral.
+    pulse; shutdown leaves it neutral. `steering_disturbance()` is added to the steering
+    the car feels but not to the command (see `ExpertController`); `on_step` sees each
+    step's `Observation` (scoring, progress bars, videos: `render_steps` renders its frame).
     """
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        *,
+        steering_disturbance: Callable[[], float] | None = None,
+        on_step: Callable[[Observation], None] | None = None,
+        render_steps: bool = False,
+    ) -> None:
         self.sim = sim
+        self.steering_disturbance = steering_disturbance
+        self.on_step = on_step
+        self.render_steps = render_steps
         self.last_command = (0.0, 0.0)
         self.commands = 0
 
-    def run(self, angle: float, throttle: float) -> tuple[float, float, float, float, float]:
-        observation = self.sim.step(angle, throttle, render=False)
+    def run(self, angle: float, throttle: float) -> None:
+        felt = angle if self.steering_disturbance is None else angle + self.steering_disturbance()
+        observation = self.sim.step(felt, throttle, render=self.render_steps)
         self.last_command = (float(angle), float(throttle))
         self.commands += 1
-        state = observation.state
-        return state.x, state.y, state.yaw, state.speed, observation.cte
+        if self.on_step is not None:
+            self.on_step(observation)
 
     def shutdown(self) -> None:
         self.last_command = (0.0, 0.0)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         sim = self.sim
         return {
             "laps": sim.laps,
@@ -69,3 +127,68 @@ class SimActuator:
             "speed_mps": round(sim.state.speed, 2),
             "progress": round(sim.progress, 3),
         }
+
+
+class SimExpert:
+    """The expert driving whatever car the simulation holds now: after an intervention
+    (the car was put back) it forgets where it was and starts again from there."""
+
+    def __init__(self, sim: Simulation, **expert_options: Any) -> None:
+        self.sim = sim
+        self.driver = ExpertDriver(sim.track, sim.vehicle, dt=sim.dt, **expert_options)
+        self._interventions = sim.interventions
+
+    def command(self) -> ExpertCommand:
+        if self.sim.interventions != self._interventions:
+            self._interventions = self.sim.interventions
+            self.driver.reset()
+        return self.driver.command(self.sim.state)
+
+
+class ExpertPilot:
+    """A `FramePolicy` that ignores the frame and drives by the track: the reference every
+    learnt pilot is scored against (`sim drive --model expert`). Its steering noise, if
+    any, is in the command."""
+
+    def __init__(self, sim: Simulation, **expert_options: Any) -> None:
+        self.expert = SimExpert(sim, **expert_options)
+
+    def run(self, frame: np.ndarray) -> tuple[float, float]:
+        command = self.expert.command()
+        return command.applied_angle, command.throttle
+
+
+class ExpertController:
+    """The expert in the human's seat: (CAMERA_IMAGE, unused) -> (USER_ANGLE, USER_THROTTLE,
+    USER_MODE, RECORDING, THROTTLE_CAP, CONTROLLER_TIMESTAMP), always `user` mode and
+    recording, as a person driving laps to record them (`sim record`).
+
+    Steering noise: to record recoveries the car must stray while every label stays the
+    expert's clean command. So the noise is not in the command: it is a disturbance of
+    the simulated car (`steering_noise`, wired as the `SimActuator`'s
+    `steering_disturbance`), as a bumpy floor or a loose servo would push a real car, and
+    the recorder keeps the command that corrects it. The loop itself, mixer, limiter,
+    failsafe and all, is the car's, unchanged.
+    """
+
+    tub_fields: tuple[tuple[str, str], ...] = ()
+
+    def __init__(
+        self, sim: Simulation, *, noise: float = 0.0, seed: int = 0, clock: Clock = REAL_TIME
+    ) -> None:
+        self.expert = SimExpert(sim, noise=noise, seed=seed)
+        self.noise, self.seed = noise, seed
+        self.clock = clock
+        self._noise_now = 0.0
+
+    def run(self, frame: np.ndarray | None = None) -> tuple[float, float, str, bool, float, float]:
+        command = self.expert.command()
+        self._noise_now = command.noise
+        return command.angle, command.throttle, ch.MODE_USER, True, 1.0, self.clock.now()
+
+    def steering_noise(self) -> float:
+        """The offset the noise adds to the steering the car feels this tick."""
+        return self._noise_now
+
+    def tub_metadata(self) -> dict[str, Any]:
+        return {"controller": {"kind": "sim expert", "steering_noise": self.noise, "seed": self.seed}}

@@ -1,36 +1,29 @@
 """Record the expert driving a simulated track into a tub, ready for training.
 
-Each record is the camera frame at one step, the expert's command for that frame as the
-label (`user/angle`, `user/throttle`; mode "user", as if a person drove) and the car's pose
-(`sim/*`). With steering noise the car is driven by the noisy command while the label
-stays the expert's, so the tub holds recoveries from off-centre positions. Records are
-time-stamped in simulated time (50 ms apart at 20 Hz) however fast the recording runs.
+The expert sits in the human's seat of the car's own loop (`build_car` with the
+simulator's camera and actuator, `ExpertController` as the controller) on a stepped
+clock, and the car's `Recorder` writes the tub: each record is the camera frame at one
+step, the expert's command for that frame as the label (`user/angle`, `user/throttle`;
+mode "user", as if a person drove) and the car's pose (`sim/*`), exactly the fields and
+metadata of a tub recorded with `tubcar drive --sim`. With steering noise the car is
+pushed off its line while the label stays the expert's (see `ExpertController`), so the
+tub holds recoveries from off-centre positions. Records are time-stamped in simulated
+time (50 ms apart at 20 Hz) however fast the recording runs, and none is dropped: a
+stepped loop waits for the disk.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from car import channels
-from sim.expert import ExpertDriver
-from sim.simulation import Simulation
-
-TUB_FIELDS = {
-    channels.CAMERA_IMAGE: "image_array",
-    channels.USER_ANGLE: "float",
-    channels.USER_THROTTLE: "float",
-    channels.USER_MODE: "str",
-    channels.SIM_X: "float",
-    channels.SIM_Y: "float",
-    channels.SIM_YAW: "float",
-    channels.SIM_SPEED: "float",
-    channels.SIM_CTE: "float",
-    channels.SIM_TRACK: "str",
-}
+from car.clock import SteppedClock
+from car.vehicle import build_car
+from sim.car import simulator_config
+from sim.parts import ExpertController, SimActuator, SimCamera
+from sim.simulation import Observation, Simulation
 
 
 def record_tub(
@@ -45,29 +38,9 @@ def record_tub(
 ) -> dict[str, Any]:
     """Let the expert drive `laps` laps with steering `noise` and write every step to the
     tub at `out` (created, or appended to). Returns a summary of what was recorded."""
-    from car.tub import TubWriter  # the tub writer is only needed when recording
-
     if laps < 1:
         raise ValueError(f"laps must be >= 1, got {laps}")
-    expert = ExpertDriver(sim.track, sim.vehicle, noise=noise, dt=sim.dt, seed=seed)
-    observation = sim.reset()
-    if max_seconds is None:
-        max_seconds = 60.0 + laps * sim.track.length / 0.5
-    metadata = {
-        "source": "sim expert",
-        "track": sim.track.name,
-        "track_seed": sim.track.seed,
-        "track_length_m": round(sim.track.length, 3),
-        "track_width_m": round(sim.track.width_m, 3),
-        "expert_noise": noise,
-        "dt_s": sim.dt,
-        "camera": {
-            k: getattr(sim.camera, k)
-            for k in ("height_m", "pitch_deg", "fov_deg", "width", "height", "forward_m")
-        },
-    }
-    start_ms = int(time.time() * 1000)
-    records = 0
+    limit_s = 60.0 + laps * sim.track.length / 0.5 if max_seconds is None else max_seconds
     bar = tqdm(
         total=laps,
         unit="lap",
@@ -75,36 +48,29 @@ def record_tub(
         disable=not progress,
         bar_format="{l_bar}{bar}| {n:.2f}/{total} laps [{elapsed}<{remaining}]",
     )
-    with TubWriter(out, list(TUB_FIELDS), list(TUB_FIELDS.values()), metadata=metadata) as writer:
-        while sim.laps < laps and sim.time_s < max_seconds:
-            if observation.intervened:  # that frame is off the road; the car now stands back on it
-                expert.reset()
-                observation = sim.observe()
-            command = expert.command(sim.state)
-            state = sim.state
-            writer.write(
-                {
-                    channels.CAMERA_IMAGE: observation.image,
-                    channels.USER_ANGLE: command.angle,
-                    channels.USER_THROTTLE: command.throttle,
-                    channels.USER_MODE: channels.MODE_USER,
-                    channels.SIM_X: state.x,
-                    channels.SIM_Y: state.y,
-                    channels.SIM_YAW: state.yaw,
-                    channels.SIM_SPEED: state.speed,
-                    channels.SIM_CTE: observation.cte,
-                    channels.SIM_TRACK: sim.track.name,
-                    "_timestamp_ms": start_ms + int(round(sim.time_s * 1000)),
-                }
-            )
-            records += 1
-            observation = sim.step(command.applied_angle, command.throttle)
-            bar.update(min(max(sim.progress, 0.0), laps) - bar.n)
-    bar.close()
+
+    def show_progress(observation: Observation) -> None:
+        bar.update(min(max(observation.progress, 0.0), laps) - bar.n)
+
+    sim.reset()  # renders the first frame, building the textures before the loop starts
+    clock = SteppedClock()
+    expert = ExpertController(sim, noise=noise, seed=seed, clock=clock)
+    car = build_car(
+        simulator_config(sim),
+        camera=SimCamera(sim, clock),
+        controller=expert,
+        actuator=SimActuator(sim, steering_disturbance=expert.steering_noise, on_step=show_progress),
+        clock=clock,
+        tub_path=out,
+    )
+    try:
+        car.loop.run(until=lambda: sim.laps >= laps or sim.time_s >= limit_s)
+    finally:
+        bar.close()
     return {
         "tub": str(out),
         "track": sim.track.name,
-        "records": records,
+        "records": car.recorder.records,
         "laps": sim.laps,
         "lap_times_s": [round(t, 3) for t in sim.lap_times],
         "interventions": sim.interventions,

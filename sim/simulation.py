@@ -63,6 +63,8 @@ class Simulation:
         self.off_track_limit_m = track.width_m / 2.0 + off_track_margin_m
         self._renderer_options = {"px_per_m": px_per_m, "effects": effects, "seed": seed}
         self._renderer: Renderer | None = None
+        self._frame: np.ndarray | None = None
+        self._frame_state: VehicleState | None = None  # the pose `_frame` shows
         self.reset(render=False)
 
     @property
@@ -107,8 +109,14 @@ class Simulation:
         return self._cte
 
     def render(self) -> np.ndarray:
-        """The camera frame from the current pose (RGB uint8, reused by the next render)."""
-        return self.renderer.render(self.state)
+        """The camera frame from the current pose (RGB uint8, reused by the next render).
+
+        One picture per pose: asked again before the car moves (a drive video and the
+        loop's camera both look after a step), it is the same frame, noise and all.
+        """
+        if self._frame is None or self._frame_state is not self.state:
+            self._frame, self._frame_state = self.renderer.render(self.state), self.state
+        return self._frame
 
     def step(self, angle: float, throttle: float, render: bool = True) -> Observation:
         """Drive one period with the commands (each in [-1, 1], angle + = right)."""

@@ -21,7 +21,8 @@ def test_sim_acceptance_records_trains_and_drives_unseen_tracks(tmp_path: Path) 
     summary = sim_acceptance(tmp_path, ["fast"], QUICK, plan, log=lambda _: None)
 
     tub = Tub(tmp_path / "tubs" / "track1")  # the expert's laps, recorded by sim.record_tub
-    assert tub.metadata["source"] == "sim expert" and tub.metadata["expert_noise"] == plan.noise
+    assert tub.metadata["controller"]["kind"] == "sim expert"
+    assert tub.metadata["controller"]["steering_noise"] == plan.noise
     assert len(tub) > 300 and summary["train_laps"] == 2
     model = summary["models"]["fast"]
     assert set(model["drives"]) == {"101", "102"}  # each unseen seed driven by the exported bundle

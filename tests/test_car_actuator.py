@@ -137,8 +137,10 @@ def test_shutdown_writes_centre_and_neutral_not_zero():
     bus = FakePCA9685Bus()
     drive = make_drive(bus)
     drive.run(1.0, 1.0)
+    assert drive.last_command == (1.0, 1.0)
     bus.writes.clear()
     drive.shutdown()
+    assert drive.last_command == (0.0, 0.0)
     assert bus.led(0) == (0, datasheet_ticks(1500, 60))
     assert bus.led(1) == (0, datasheet_ticks(1500, 60))
     registers = [register for register, _ in bus.writes]

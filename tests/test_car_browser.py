@@ -14,7 +14,8 @@ import pytest
 from car import channels as ch
 from car.config import CarConfig
 from car.tub import Tub
-from car.vehicle import build_car
+from sim.car import simulated_car
+from sim.parts import make_simulation
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,7 +41,7 @@ def sim_car(tmp_path):
     config.web.port = 0
     config.recording.tub_dir = str(tmp_path / "data")
     config.throttle.ramp_per_s = 10.0
-    car = build_car(config, sim_seed=2)
+    car = simulated_car(config, make_simulation(2, config.loop.rate_hz))
     car.start()
     runner = threading.Thread(target=car.loop.run, daemon=True)
     runner.start()
@@ -86,7 +87,9 @@ def test_joystick_drives_the_sim_car_and_recording_writes_a_tub(browser, sim_car
     page.mouse.move(
         centre_x + box["width"] * 0.1, box["y"] + box["height"] * 0.1, steps=5
     )  # forward, a bit right
-    wait_for(lambda: sim_car.sim.state.speed > 0.5, timeout_s=5, what="the simulated car to speed up")
+    wait_for(
+        lambda: sim_car.actuator.sim.state.speed > 0.5, timeout_s=5, what="the simulated car to speed up"
+    )
     user_throttle = sim_car.loop.memory[ch.USER_THROTTLE]
     assert 0.7 < user_throttle <= 1.0, user_throttle
     assert sim_car.loop.memory[ch.THROTTLE] <= sim_car.config.pilot.throttle_cap + 1e-9  # capped

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from car import channels as ch
+from car.clock import SteppedClock
 from car.loop import Loop, LoopFault, WiringError, format_stats
 
 
@@ -214,3 +216,39 @@ def test_wrong_number_of_outputs_is_a_fault():
     loop.add(Source(), outputs=[ch.ANGLE, ch.THROTTLE], name="liar")
     with pytest.raises(LoopFault, match="must return 2 values"):
         loop.run(max_ticks=3)
+
+
+class Stamp:
+    """Writes down the clock's time at each tick."""
+
+    def __init__(self, clock, stamps):
+        self.clock, self.stamps = clock, stamps
+
+    def run(self):
+        self.stamps.append(self.clock.now())
+        return 0.0
+
+
+def test_stepped_clock_runs_the_grid_in_simulated_time_without_sleeping():
+    """20 Hz for 10 simulated seconds: 200 ticks 50 ms apart on the clock, no overruns,
+    and done long before 10 real seconds."""
+    clock = SteppedClock()
+    loop = Loop(rate_hz=20, clock=clock)
+    stamps = []
+    loop.add(Stamp(clock, stamps), outputs=[ch.USER_ANGLE])
+    started = time.monotonic()
+    loop.run(duration_s=10.0)
+    assert time.monotonic() - started < 2.0
+    assert len(stamps) == 200 and stamps[0] == 0.0
+    assert np.allclose(np.diff(stamps), 0.05, rtol=0, atol=1e-9)
+    stats = loop.stats()
+    assert stats["overruns"] == 0 and stats["missed_ticks"] == 0 and stats["stop_reason"] == "duration"
+    assert stats["period_error"]["max_ms"] < 1e-6
+
+
+def test_until_stops_after_the_tick_that_makes_it_true():
+    loop = Loop(rate_hz=20, clock=SteppedClock())
+    source = loop.add(Source(), outputs=[ch.USER_ANGLE])
+    sink = loop.add(Sink(), inputs=[ch.USER_ANGLE])
+    loop.run(until=lambda: source.count >= 7)
+    assert len(sink.seen) == 7 and loop.stats()["stop_reason"] == "done" and sink.shut

@@ -14,6 +14,7 @@ import pytest
 
 from car import channels as ch
 from car.camera import OpenCVCamera, TubCamera
+from car.clock import SteppedClock
 from car.config import ConfigError, load_config, parse_config
 from car.controller.gamepad import JS_EVENT, JS_EVENT_AXIS, JS_EVENT_BUTTON, JS_EVENT_INIT, GamepadController
 from car.controller.web import ControlMessage
@@ -41,24 +42,31 @@ def test_mixer_refuses_unknown_mode():
 
 
 def test_limiter_ramps_up_drops_instantly_and_reverses_through_neutral():
-    now = [0.0]
-    limiter = ThrottleLimiter(max_forward=0.6, max_reverse=0.3, ramp_per_s=2.0, clock=lambda: now[0])
+    clock = SteppedClock()
+    limiter = ThrottleLimiter(max_forward=0.6, max_reverse=0.3, ramp_per_s=2.0, clock=clock)
     outputs = []
     for _ in range(6):
         outputs.append(limiter.run(1.0))
-        now[0] += 0.1
+        clock.advance(0.1)
     assert outputs == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.6, 0.6])  # 2/s ramp, capped at 0.6
     assert limiter.run(0.1) == pytest.approx(0.1)  # slowing down is instant
-    now[0] += 0.1
+    clock.advance(0.1)
     assert limiter.run(-1.0) == pytest.approx(-0.2)  # via neutral, then ramp
-    now[0] += 0.1
+    clock.advance(0.1)
     assert limiter.run(-1.0) == pytest.approx(-0.3)  # reverse limit
     assert limiter.run(math.nan) == 0.0
 
 
+def test_limiter_without_ramp_follows_at_once_from_the_first_tick():
+    """An infinite ramp times the first tick's dt of 0 once made NaN, and NaN for ever."""
+    limiter = ThrottleLimiter(max_forward=0.6, max_reverse=0.3, clock=SteppedClock())
+    assert [limiter.run(value) for value in (1.0, 0.4, -1.0, 0.5)] == [0.6, 0.4, -0.3, 0.5]
+
+
 def test_failsafe_reasons_in_order():
-    now = 100.0
-    failsafe = Failsafe(controller_timeout_s=0.3, frame_timeout_s=0.25, clock=lambda: now)
+    clock = SteppedClock(start=100.0)
+    now = clock.now()
+    failsafe = Failsafe(controller_timeout_s=0.3, frame_timeout_s=0.25, clock=clock)
     assert failsafe.run(0.4, now - 0.1, now - 0.1) == (0.4, "")
     assert failsafe.run(0.4, now - 0.1, now - 0.4) == (0.0, "controller silent")
     assert failsafe.run(0.4, now - 0.1, None) == (0.0, "controller silent")
@@ -84,6 +92,24 @@ def test_recorder_writes_only_in_user_mode_and_only_when_recording(tmp_path):
     autopilot.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
     autopilot.shutdown()
     assert len(Tub(autopilot.path)) == 1
+
+
+def test_recorder_on_a_stepped_clock_waits_for_the_disk_instead_of_dropping(tmp_path):
+    """A simulated loop outruns any disk; with room for one record, every record still lands,
+    exactly in the tub asked for, stamped in simulated time."""
+    clock = SteppedClock()
+    recorder = Recorder(
+        tmp_path, max_queue=1, tub_path=tmp_path / "sim_tub", clock=clock, drop_when_behind=False
+    )
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    for tick in range(200):
+        recorder.run(True, ch.MODE_USER, frame, tick / 200, 0.2, ch.MODE_USER)
+        clock.advance(0.05)
+    recorder.shutdown()
+    records = list(Tub(tmp_path / "sim_tub").records())
+    assert recorder.dropped == 0 and recorder.records == len(records) == 200
+    assert [r[ch.USER_ANGLE] for r in records] == [tick / 200 for tick in range(200)]
+    assert set(np.diff([r["_timestamp_ms"] for r in records])) == {50}
 
 
 def test_example_config_is_valid_and_documents_every_default():

@@ -28,6 +28,9 @@ from car.loop import Loop, LoopFault
 from car.parts import Mixer, PilotPart
 from car.tub import Tub, TubWriter
 from car.vehicle import build_car
+from sim import Simulation, Track, record_tub
+from sim.car import simulated_car
+from sim.parts import make_simulation
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # TensorFlow export in the fixture, a few seconds of real driving
@@ -115,6 +118,12 @@ def sim_config(tmp_path, rate_hz=50.0) -> CarConfig:
     return config
 
 
+def sim_car(config: CarConfig, seed: int, model_dir=None):
+    """`tubcar drive --sim`'s car: the web page drives the simulator in real time."""
+    sim = make_simulation(seed, config.loop.rate_hz, config.camera.width, config.camera.height)
+    return simulated_car(config, sim, model_dir=model_dir), sim
+
+
 class Running:
     """Start a car and run its loop in a thread for the duration of a `with` block."""
 
@@ -194,11 +203,11 @@ def test_web_protocol_rejects_bad_messages_and_clamps():
 
 
 def test_silent_controller_brings_throttle_to_neutral_within_half_a_second(tmp_path):
-    car = build_car(sim_config(tmp_path), sim_seed=2)
+    car, sim = sim_car(sim_config(tmp_path), 2)
     with Running(car):
         page = PageStandIn(car.url)
         page.message = {"throttle": 1.0, "angle": 0.0}
-        wait_for(lambda: car.sim.state.speed > 0.5, what="the car to drive")
+        wait_for(lambda: sim.state.speed > 0.5, what="the car to drive")
         assert car.loop.memory[ch.THROTTLE] > 0.4
         page.sending = False  # the phone locks its screen; the socket stays open
         wait_for(lambda: car.actuator.last_command[1] == 0.0, timeout_s=1.0, what="neutral throttle")
@@ -241,7 +250,7 @@ def test_stale_camera_frame_brings_pwm_throttle_to_neutral(tmp_path, donkey_tub)
 
 
 def test_pilot_drives_the_sim_in_local_mode(tmp_path, bundles):
-    car = build_car(sim_config(tmp_path), model_dir=bundles[0], sim_seed=2)
+    car, _ = sim_car(sim_config(tmp_path), 2, model_dir=bundles[0])
     with Running(car):
         page = PageStandIn(car.url)
         page.message = {"mode": "local"}
@@ -255,24 +264,25 @@ def test_pilot_drives_the_sim_in_local_mode(tmp_path, bundles):
 
 
 def test_nan_model_gives_neutral_commands(tmp_path, bundles):
-    car = build_car(sim_config(tmp_path), model_dir=bundles[1], sim_seed=2)
+    car, sim = sim_car(sim_config(tmp_path), 2, model_dir=bundles[1])
     with Running(car):
         page = PageStandIn(car.url)
         page.message = {"mode": "local"}
         wait_for(lambda: car.pilot.non_finite > 10, what="NaN outputs")
         assert car.actuator.last_command == (0.0, 0.0)
-        assert car.sim.state.speed == 0.0
+        assert sim.state.speed == 0.0
         page.close()
 
 
 def test_pilot_raising_forces_neutral_then_stops_the_car(bundles):
     """A camera that delivers the wrong frame size makes the pilot raise on every tick."""
     from car.pilot import Pilot
-    from sim.parts import SimActuator, SimCamera, make_simulation
+    from sim.parts import SimActuator, SimCamera
 
     sim = make_simulation(2, rate_hz=50, width=128, height=96)
     loop = Loop(rate_hz=50, max_consecutive_faults=5)
-    loop.add(SimCamera(sim), outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP], name="camera")
+    camera = SimCamera(sim)
+    loop.add(camera, outputs=[ch.CAMERA_IMAGE, ch.CAMERA_TIMESTAMP, *(name for name, _ in camera.tub_fields)])
     loop.add(
         PilotPart(Pilot.load(bundles[0])),
         inputs=[ch.CAMERA_IMAGE, ch.USER_MODE],
@@ -310,9 +320,9 @@ def test_model_for_another_camera_size_is_refused_at_build(tmp_path, bundles):
     config = sim_config(tmp_path)
     config.camera.width, config.camera.height = 320, 240
     with pytest.raises(
-        BundleError, match="expects 160x120 camera frames but camera.width/height are 320x240"
+        BundleError, match=r"expects 160x120 camera frames but camera\.width/height are 320x240"
     ):
-        build_car(config, model_dir=bundles[0], sim_seed=1)
+        sim_car(config, 1, model_dir=bundles[0])
 
 
 def test_drive_script_stops_neutral_on_sigterm(tmp_path, bundles):
@@ -352,7 +362,7 @@ def test_drive_script_stops_neutral_on_sigterm(tmp_path, bundles):
         page = PageStandIn(url)
         page.message = {"throttle": 1.0, "angle": 0.2, "recording": True}
         wait_for(
-            lambda: any((m.get("sim") or {}).get("speed_mps", 0) > 0.5 for m in page.received),
+            lambda: any((m.get("actuator") or {}).get("speed_mps", 0) > 0.5 for m in page.received),
             timeout_s=10,
             what="the simulated car to drive",
         )
@@ -367,6 +377,11 @@ def test_drive_script_stops_neutral_on_sigterm(tmp_path, bundles):
     assert summary["final_command"] == [0.0, 0.0]
     assert summary["loop"]["stop_reason"] == "signal SIGTERM"
     assert summary["records"] > 0 and len(Tub(summary["tub"])) == summary["records"]
+    driven = Tub(summary["tub"])  # one tub schema: what `tubcar sim record` writes too
+    record_tub(Simulation(Track.from_seed(2)), tmp_path / "expert", max_seconds=0.5, progress=False)
+    expert = Tub(tmp_path / "expert")
+    assert driven.inputs == expert.inputs and set(driven.metadata) == set(expert.metadata)
+    assert driven.metadata["controller"] == {"kind": "web"} and driven.metadata["track_seed"] == 2
     assert "camera" in output and "p99 ms" in output  # timing table printed on exit
 
 
@@ -426,12 +441,23 @@ def test_pilot_check_and_deploy(tmp_path, bundles):
     assert refused.returncode == 1 and "$ rsync" not in refused.stdout
 
 
-def test_loop_benchmark_wiring_runs_and_records(tmp_path, bundles):
-    """The benchmark's loop (sim camera, pilot on every frame, recorder) for a few ticks."""
-    from benchmarks.loop import build_loop
+def test_loop_benchmark_runs_the_cars_own_loop_and_records(tmp_path, bundles):
+    """The benchmark's car (build_car: sim camera, scripted controller, pilot on every
+    frame, failsafe, recorder) for a few ticks."""
+    from benchmarks.loop import build_bench_car
 
-    loop, recorder, pilot = build_loop(bundles[0], tmp_path / "data", rate_hz=50.0, track=1)
-    loop.run(max_ticks=25)
-    assert recorder.records == 25 and len(Tub(recorder.path)) == 25
-    assert pilot.latency_stats()["count"] == 25
-    assert set(loop.stats()["parts"]) == {"camera", "pilot", "mixer", "limiter", "recorder", "actuator"}
+    car = build_bench_car(bundles[0], tmp_path / "data", rate_hz=50.0, track=1)
+    car.loop.run(max_ticks=25)
+    assert car.recorder.records == 25 and len(Tub(car.recorder.path)) == 25
+    assert car.pilot.latency_stats()["count"] == 25
+    assert list(car.loop.stats()["parts"]) == [
+        "camera",
+        "controller",
+        "pilot",
+        "mixer",
+        "limiter",
+        "failsafe",
+        "recorder",
+        "actuator",
+    ]
+    assert car.loop.stats()["faulted_ticks"] == 0 and car.loop.memory[ch.FAILSAFE] == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -209,38 +210,41 @@ def test_score_reports_the_issue_keys():
 
 def test_time_limit_stops_a_pilot_that_never_moves():
     sim = Simulation(circle_track())
-    result = score(lambda observation: (0.0, 0.0), sim, laps=1, time_limit_s=2.0, render=False)
+    result = score(camera_pilot(lambda frame: (0.0, 0.0)), sim, laps=1, time_limit_s=2.0, render=False)
     assert not result["completed"] and result["laps"] == 0 and result["elapsed_s"] == pytest.approx(2.0)
 
 
 def test_a_car_that_stands_still_is_a_stall_every_six_seconds_and_scores_no_autonomy():
     sim = Simulation(circle_track())
-    result = score(lambda observation: (0.0, 0.0), sim, laps=1, time_limit_s=60.0, render=False)
+    result = score(camera_pilot(lambda frame: (0.0, 0.0)), sim, laps=1, time_limit_s=60.0, render=False)
     assert result["stalls"] == 10 and result["off_road"] == 0 and result["interventions"] == 10
     assert result["autonomy"] < 0.01  # 10 x 6 s of a person's time in 60 s
     crawling = score(
-        lambda observation: (0.0, 0.02), Simulation(circle_track()), laps=1, time_limit_s=60.0, render=False
+        camera_pilot(lambda frame: (0.0, 0.02)),
+        Simulation(circle_track()),
+        laps=1,
+        time_limit_s=60.0,
+        render=False,
     )
     assert crawling["stalls"] == 0  # 0.08 m/s moves well over 0.2 m in 6 s: slow, but driving
 
 
 def test_after_leaving_the_road_the_pilot_sees_where_the_car_was_put_back():
     sim = Simulation(circle_track())
-    seen = []
+    seen = []  # (frame, pose, cte, interventions so far) at each call of the pilot
 
-    def hard_left(observation):  # off the inside of the circle within a few seconds
-        seen.append(observation)
+    def hard_left(frame):  # off the inside of the circle within a few seconds
+        seen.append((frame.copy(), sim.state, sim.cte, sim.interventions))
         return -1.0, 0.6
 
-    result = score(hard_left, sim, laps=1, time_limit_s=8.0)
-    after = [o for o in seen if o.intervened]
-    assert result["off_road"] >= 1 and after
-    for observation in after:
-        assert (
-            abs(sim.track.locate(observation.state.x, observation.state.y).cte) < 1e-6
-            and observation.cte == 0.0
-        )
-        assert observation.state.speed == 0.0
+    result = score(camera_pilot(hard_left), sim, laps=1, time_limit_s=8.0)
+    after = [now for before, now in itertools.pairwise(seen) if now[3] > before[3]]
+    assert result["off_road"] >= 1 and len(after) == result["off_road"]
+    for frame, state, cte, _ in after:
+        assert abs(sim.track.locate(state.x, state.y).cte) < 1e-6 and cte == 0.0
+        assert state.speed == 0.0
+        sim.state = state
+        np.testing.assert_array_equal(frame, sim.render())  # the frame is taken where it was put
     assert result["max_cte"] > sim.off_track_limit_m  # the score keeps how far it went
 
 

@@ -8,7 +8,7 @@ A pad is silent while nobody touches it, so silence is not a failure here; losin
 device is: when a read fails (unplugged, out of radio range) CONTROLLER_TIMESTAMP stops
 advancing and the loop's failsafe brings the throttle to neutral.
 
-Loop part (threaded): () -> (USER_ANGLE, USER_THROTTLE, USER_MODE, RECORDING,
+Loop part (threaded): (CAMERA_IMAGE, unused) -> (USER_ANGLE, USER_THROTTLE, USER_MODE, RECORDING,
 THROTTLE_CAP, CONTROLLER_TIMESTAMP).
 """
 
@@ -18,9 +18,12 @@ import logging
 import select
 import struct
 import threading
-import time
+from typing import Any
+
+import numpy as np
 
 from car import channels as ch
+from car.clock import REAL_TIME, Clock
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,10 @@ class GamepadController:
         record_button: int = 0,
         stop_button: int = 1,
         throttle_cap: float = 0.5,
+        clock: Clock = REAL_TIME,
     ) -> None:
         self.device = device
+        self.clock = clock
         self.steering_axis, self.throttle_axis = steering_axis, throttle_axis
         self.steering_sign = -1.0 if invert_steering else 1.0
         self.throttle_sign = -1.0 if invert_throttle else 1.0  # most pads report stick-up as negative
@@ -99,9 +104,15 @@ class GamepadController:
                     self.mode, self.throttle = ch.MODE_USER, 0.0
                     log.warning("gamepad: stop pressed")
 
-    def run(self) -> tuple:
+    tub_fields: tuple[tuple[str, str], ...] = ()
+
+    def tub_metadata(self) -> dict[str, Any]:
+        return {"controller": {"kind": "gamepad", "device": self.device}}
+
+    def run(self, frame: np.ndarray | None = None) -> tuple:
+        """The pad's state; the frame, which every controller is offered, is not used."""
         if self.connected:
-            self.last_alive = time.monotonic()
+            self.last_alive = self.clock.now()
         with self._lock:
             return (self.angle, self.throttle, self.mode, self.recording, self.throttle_cap, self.last_alive)
 

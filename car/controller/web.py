@@ -26,7 +26,6 @@ import logging
 import math
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from car import channels as ch
+from car.clock import REAL_TIME, Clock
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ControlState:
         self.mode = ch.MODE_USER
         self.recording = False
         self.throttle_cap = throttle_cap
-        self.last_message: float | None = None  # time.monotonic()
+        self.last_message: float | None = None  # on the loop's clock
         self.rejected = 0
 
     def apply(self, message: ControlMessage, now: float) -> None:
@@ -135,12 +135,14 @@ class WebController:
         video_fps: float = 15.0,
         status: Callable[[], dict] | None = None,
         car_name: str = "car",
+        clock: Clock = REAL_TIME,
     ) -> None:
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(16)
         self.video_fps = video_fps
         self.status = status or (dict)
         self.car_name = car_name
+        self.clock = clock
         self.state = ControlState(throttle_cap)
         self._frame: np.ndarray | None = None
         self._frame_id = 0
@@ -151,6 +153,11 @@ class WebController:
         self._start_error: BaseException | None = None
 
     # -------------------------------------------------------------- loop part
+    tub_fields: tuple[tuple[str, str], ...] = ()
+
+    def tub_metadata(self) -> dict[str, Any]:
+        return {"controller": {"kind": "web"}}
+
     def run(self, frame: np.ndarray | None) -> tuple:
         if frame is not None and frame is not self._frame:
             self._frame = frame
@@ -236,7 +243,7 @@ class WebController:
                     await self._reject(ws, "only JSON text messages are accepted")
                     continue
                 try:
-                    self.state.apply(parse_message(msg.data), time.monotonic())
+                    self.state.apply(parse_message(msg.data), self.clock.now())
                 except ValueError as err:
                     await self._reject(ws, str(err))
         finally:

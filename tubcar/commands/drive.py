@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 from car.config import ConfigError, load_config
+from car.contracts import Reports
+from car.controller.web import WebController
 from car.loop import LoopFault, format_stats
 
 
@@ -63,10 +65,18 @@ def main(argv: list[str] | None = None) -> int | None:
     if args.tub_dir is not None:
         config.recording.tub_dir = str(args.tub_dir)
 
-    from car.vehicle import build_car
-
     try:
-        car = build_car(config, model_dir=args.model, sim_seed=args.track if args.sim else None)
+        if args.sim:
+            from sim.car import simulated_car
+            from sim.parts import make_simulation
+
+            camera = config.camera
+            simulation = make_simulation(args.track, config.loop.rate_hz, camera.width, camera.height)
+            car = simulated_car(config, simulation, model_dir=args.model)
+        else:
+            from car.vehicle import build_car
+
+            car = build_car(config, model_dir=args.model)
     except (ValueError, RuntimeError, OSError) as err:  # BundleError is a ValueError
         print(f"cannot build the car: {err}", file=sys.stderr)
         return 2
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int | None:
     except RuntimeError as err:
         print(f"cannot start the car: {err}", file=sys.stderr)
         return 2
-    where = "simulator track %d" % args.track if args.sim else "hardware"
+    where = f"simulator track {args.track}" if args.sim else "hardware"
     print(
         f"driving {config.name} on the {where} at {config.loop.rate_hz:g} Hz"
         f"{', pilot ' + car.pilot.card.architecture if car.pilot else ', no pilot'}",
@@ -90,7 +100,9 @@ def main(argv: list[str] | None = None) -> int | None:
     )
     if car.url:
         address = lan_address()
-        phone_url = car.controller.url(address) if address else car.url
+        phone_url = (
+            car.controller.url(address) if address and isinstance(car.controller, WebController) else car.url
+        )
         print(f"control page: {car.url}\n         LAN: {phone_url}", flush=True)
         if not args.no_qr:
             import segno
@@ -106,8 +118,8 @@ def main(argv: list[str] | None = None) -> int | None:
     print(format_stats(stats))
     if car.recorder.path is not None:
         print(f"recorded {car.recorder.records} records to {car.recorder.path}")
-    final = getattr(car.actuator, "last_command", None) or getattr(car.actuator, "last_pulses_us", None)
-    print(f"actuator left at {final}")
+    final = car.actuator.last_command
+    print(f"actuator left at angle {final[0]:g}, throttle {final[1]:g}")
     if args.stats_json:
         args.stats_json.write_text(
             json.dumps(
@@ -116,7 +128,7 @@ def main(argv: list[str] | None = None) -> int | None:
                     "final_command": final,
                     "records": car.recorder.records,
                     "tub": str(car.recorder.path) if car.recorder.path else None,
-                    "sim": car.actuator.status() if args.sim else None,
+                    "sim": car.actuator.status() if isinstance(car.actuator, Reports) else None,
                 },
                 indent=2,
             )

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evaluation.scoring import camera_pilot, expert_pilot, score
+from car.contracts import FramePolicy
+from evaluation.scoring import score
 from sim import ImageEffects, Observation, Simulation, Track, record_tub
+from sim.parts import ExpertPilot
 
 
 def track_argument(value: str) -> Track:
@@ -56,12 +58,13 @@ def record(args: argparse.Namespace) -> None:
 
 def drive(args: argparse.Namespace) -> None:
     sim = make_simulation(args)
+    pilot: FramePolicy
     if args.model == "expert":
-        pilot = expert_pilot(sim)
+        pilot = ExpertPilot(sim)
     else:
         from car.pilot import Pilot  # loads the TFLite runtime only when a model drives
 
-        pilot = camera_pilot(Pilot.load(args.model).run)
+        pilot = Pilot.load(args.model)
     video = None
     if args.video:
         from evaluation.video import DriveVideo
@@ -159,3 +162,4 @@ def main(argv: list[str] | None = None) -> int | None:
 
     args = parser.parse_args(argv)
     args.run(args)
+    return None
