@@ -20,6 +20,7 @@ from car.channels import CAMERA_IMAGE
 from car.tub.errors import TubError, TubProblem, TubRecordError
 from car.tub.fields import IMAGE_TYPES, KNOWN_TYPES, decode_value
 from car.tub.files import atomic_write_text
+from car.tub.lock import EDIT_LOCK_TIMEOUT_S, TubLock
 from car.tub.manifest import MANIFEST, Manifest, catalog_files
 from car.tub.writer import IMAGES
 
@@ -113,20 +114,37 @@ class Tub:
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             raise TubError(f"{exclude}: must be a JSON list of record indexes ({err})") from err
 
-    def _set_deleted(self, indexes: set[int]) -> None:
-        if self.manifest is not None:
-            self.manifest = Manifest.read(self.path)  # a writer may have moved on since we opened
-            self.manifest.deleted_indexes = sorted(indexes)
-            self.manifest.write(self.path)
-        else:
-            atomic_write_text(self.path / V1_EXCLUDE, json.dumps(sorted(indexes)))
+    def _change_deleted(self, add: Iterable[int] = (), remove: Iterable[int] = ()) -> set[int]:
+        """Read, change and write the deleted set under the tub's lock; returns what changed.
 
-    def delete(self, indexes: Iterable[int]) -> None:
-        """Soft-delete records: they stay on disk and `restore` brings them back."""
-        self._set_deleted(self.deleted_indexes | set(indexes))
+        Reading inside the lock matters: two editors of one tub must not lose each
+        other's deletes, and a recorder (which holds the lock) must not republish an
+        older deleted set over ours.
+        """
+        with TubLock(self.path, "change deleted records", timeout_s=EDIT_LOCK_TIMEOUT_S):
+            if self.manifest is not None:
+                self.manifest = Manifest.read(self.path)  # another process may have changed it
+            before = self.deleted_indexes
+            after = (before | set(add)) - set(remove)
+            if after == before:
+                return set()
+            if self.manifest is not None:
+                self.manifest.deleted_indexes = sorted(after)
+                self.manifest.write(self.path)
+            else:
+                atomic_write_text(self.path / V1_EXCLUDE, json.dumps(sorted(after)))
+        return after ^ before
 
-    def restore(self, indexes: Iterable[int]) -> None:
-        self._set_deleted(self.deleted_indexes - set(indexes))
+    def delete(self, indexes: Iterable[int]) -> set[int]:
+        """Soft-delete records: they stay on disk and `restore` brings them back.
+
+        Returns the indexes that were not deleted before (what an undo must restore).
+        """
+        return self._change_deleted(add=indexes)
+
+    def restore(self, indexes: Iterable[int]) -> set[int]:
+        """Undo a soft delete; returns the indexes that were deleted before."""
+        return self._change_deleted(remove=indexes)
 
     # -- records ------------------------------------------------------------------------
     def _raw_lines(self) -> Iterator[tuple[str, int, str]]:
