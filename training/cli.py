@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from car.channels import MODE_USER
 from car.frames import COLOR_ORDERS
@@ -30,6 +30,13 @@ def index_range(text: str) -> tuple[int, int]:
     return start, stop
 
 
+def saved_filter(path: str) -> RecordFilter:
+    try:
+        return RecordFilter.load(path)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Which records to read and how to split them (shared by train.py and export.py)."""
     data = parser.add_argument_group("data")
@@ -42,6 +49,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--records", type=index_range, default=None, metavar="START:STOP", help="keep _index in [START, STOP)"
+    )
+    data.add_argument(
+        "--filter",
+        type=saved_filter,
+        metavar="FILE",
+        help="a filter saved by `tubcar studio` (replaces --modes and --min-throttle)",
     )
     data.add_argument("--workers", type=int, default=4, help="threads decoding JPEGs")
     split = parser.add_argument_group("train/dev/test split (contiguous blocks, never frame by frame)")
@@ -146,6 +159,8 @@ def split_config(args: argparse.Namespace) -> SplitConfig:
 
 
 def record_filter(args: argparse.Namespace) -> RecordFilter:
+    if args.filter is not None:
+        return replace(args.filter, index_range=args.records or args.filter.index_range)
     return RecordFilter(modes=tuple(args.modes), min_throttle=args.min_throttle, index_range=args.records)
 
 

@@ -7,17 +7,23 @@ JPEGs), and kept as uint8 arrays. `training.pipeline` turns them into tf.data pi
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from tqdm import tqdm
 
 from car.channels import CAMERA_IMAGE, MODE_USER, USER_ANGLE, USER_MODE, USER_THROTTLE
 from car.tub import Tub, TubRecordError, open_tubs
+from car.tub.files import atomic_write_text
+
+FILTER_FORMAT = "tubcar-filter/1"
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,37 @@ class RecordFilter:
         the autopilot's own laps would teach the model its own mistakes.
     min_throttle: keep records with throttle above this (None keeps all): a parked car's
         frames say nothing about steering.
+    max_throttle: keep records with throttle at most this (None keeps all).
+    sessions: keep records of these `_session_id`s ("" for records without one; None keeps all).
     index_range: keep records whose `_index` is in [start, stop) (None keeps all).
+
+    Saved as a small JSON file (the studio's "save filter"), `tubcar train --filter FILE`.
     """
 
+    __pydantic_config__ = ConfigDict(extra="forbid")
     modes: tuple[str, ...] = (MODE_USER,)
     min_throttle: float | None = None
+    max_throttle: float | None = None
+    sessions: tuple[str, ...] | None = None
     index_range: tuple[int, int] | None = None
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(Path(path), json.dumps({"format": FILTER_FORMAT, **asdict(self)}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RecordFilter:
+        """Read a saved filter; ValueError names the file and what is wrong in it."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read a record filter ({err})") from None
+        if not isinstance(data, dict) or data.pop("format", None) != FILTER_FORMAT:
+            raise ValueError(f"{path}: not a record filter (a JSON object with format {FILTER_FORMAT!r})")
+        try:
+            return TypeAdapter(cls).validate_python(data)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"{path}: {problems}") from None
 
 
 @dataclass
@@ -88,16 +119,20 @@ class LoadReport:
         }
 
 
-def _filter_reason(record: dict, rules: RecordFilter) -> str | None:
+def filter_reason(record: dict, rules: RecordFilter) -> str | None:
     """Why a record is filtered out, or None to keep it."""
     if USER_ANGLE not in record or USER_THROTTLE not in record or record.get(CAMERA_IMAGE) is None:
         return "without image/angle/throttle"
     if rules.index_range is not None and not rules.index_range[0] <= record["_index"] < rules.index_range[1]:
         return "outside the index range"
+    if rules.sessions is not None and record.get("_session_id", "") not in rules.sessions:
+        return "from another session"
     if record.get(USER_MODE, MODE_USER) not in rules.modes:
         return f"in mode {record.get(USER_MODE)!r}"
     if rules.min_throttle is not None and not float(record[USER_THROTTLE]) > rules.min_throttle:
         return f"with throttle <= {rules.min_throttle:g}"
+    if rules.max_throttle is not None and not float(record[USER_THROTTLE]) <= rules.max_throttle:
+        return f"with throttle > {rules.max_throttle:g}"
     return None
 
 
@@ -123,7 +158,7 @@ def load_frames(
         report.tubs.append(str(tub.path))
         report.deleted += len(tub.deleted_indexes)
         for record in tub.records():
-            reason = _filter_reason(record, rules)
+            reason = filter_reason(record, rules)
             if reason is None:
                 jobs.append((tub, record))
             else:
