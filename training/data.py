@@ -60,11 +60,16 @@ class RecordFilter:
             raise ValueError(f"{path}: cannot read a record filter ({err})") from None
         if not isinstance(data, dict) or data.pop("format", None) != FILTER_FORMAT:
             raise ValueError(f"{path}: not a record filter (a JSON object with format {FILTER_FORMAT!r})")
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str) -> RecordFilter:
+        """Validate the fields of a filter; ValueError names `source` and each bad field."""
         try:
             return TypeAdapter(cls).validate_python(data)
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise ValueError(f"{path}: {problems}") from None
+            raise ValueError(f"{source}: {problems}") from None
 
 
 @dataclass
