@@ -162,7 +162,7 @@ function renderTable() {
   const rows = S.tags.table ?? [];
   const head = el('tr', {}, el('th', {}, 'Category'), el('th', {class: 'num'}, 'Frames'),
     el('th', {class: 'num'}, 'MSE'), el('th', {class: 'num'}, 'Share of error'));
-  const body = rows.map((row) => el('tr', {class: row.category === '(untagged)' ? 'untagged' : ''},
+  const body = rows.map((row) => el('tr', {class: row.category === '(untagged)' ? 'untagged' : '', 'data-category': row.category},
     el('td', {}, row.category),
     el('td', {class: 'num'}, String(row.frames)),
     el('td', {class: 'num'}, fmt(row.steering_mse, 3)),
