@@ -19,7 +19,6 @@ import asyncio
 import hmac
 import ipaddress
 import json
-import logging
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
@@ -29,10 +28,10 @@ from typing import Any
 from aiohttp import web
 
 from car.bundle import BundleError
+from car.threaded_server import ThreadedServer
 from car.tub import TubError
 from studio.app import Studio
 
-log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_HEADER = "X-Studio-Token"
@@ -54,52 +53,23 @@ class StudioServer:
 
     def __init__(self, studio: Studio, host: str = "127.0.0.1", port: int = 8890) -> None:
         self.studio = studio
-        self.host, self.port = host, port
+        self.host = host
         self.token = secrets.token_urlsafe(16)
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
+        self._server = ThreadedServer(self.app, host, port, "studio")
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"http://{host}:{self._server.port}/"
 
-    def start(self, timeout_s: float = 10.0) -> str:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="studio", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise RuntimeError(f"the studio did not start within {timeout_s} s")
-        if self._error is not None:
-            raise RuntimeError(f"the studio cannot listen on {self.host}:{self.port}: {self._error}")
+    def start(self) -> str:
+        self._server.start()
         for tub in self.studio.tubs:  # read the catalogs now, so the first page finds them ready
             threading.Thread(target=tub.timeline, name=f"studio warm {tub.name}", daemon=True).start()
         return self.url
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
-        except OSError as err:
-            self._error = err
-            await runner.cleanup()
-            return
-        finally:
-            self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+        self._server.stop()
 
     # ---------------------------------------------------------------------- routes
     def app(self) -> web.Application:

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from car.tub import Tub, TubError, TubLock
 from car.tub.lock import EDIT_LOCK_TIMEOUT_S
 from car.tub.manifest import MANIFEST, catalog_files
 from car.tub.reader import V1_EXCLUDE, V1_META
+from car.tub.writer import IMAGES
 from evaluation.replay import frame_interval_s
 from evaluation.tags import FrameTags, update_tags
 from training.data import RecordFilter, filter_reason
@@ -110,8 +112,16 @@ class OpenTub:
             return self._timeline_json, f'"{self.key}-{hash(self._stamp) & 0xFFFFFFFF:x}"'
 
     def _read_timeline(self) -> Timeline:
+        """Every record, from the catalogs; one folder listing tells which images exist."""
         tub = Tub(self.path)
-        records = list(tub.records(include_deleted=True))
+        records = list(tub.records(include_deleted=True, check_images=False))
+        images = set(os.listdir(self.path / IMAGES if self.version == 2 else self.path))
+        problems = [str(p) for p in tub.problems]
+        for record in records:
+            name = record.get(CAMERA_IMAGE)
+            if name is not None and name not in images:
+                problems.append(f"{self.path}: record {record['_index']}: image {name} is missing")
+                record[CAMERA_IMAGE] = None
         return Timeline(
             records=records,
             indexes=np.array([r["_index"] for r in records], dtype=np.int64),
@@ -119,7 +129,7 @@ class OpenTub:
             throttles=_column(records, USER_THROTTLE),
             deleted=tub.deleted_indexes,
             dt_s=frame_interval_s(records),
-            problems=[str(p) for p in tub.problems],
+            problems=problems,
         )
 
     def _encode(self, timeline: Timeline) -> bytes:

@@ -140,6 +140,7 @@ def test_the_timeline_follows_changes_made_elsewhere(tmp_path):
 
 
 def test_a_record_naming_a_file_outside_the_tub_is_never_served(tmp_path):
+    """A tampered record ("../../secret.jpg") or an image linked out of the tub: 404, never the file."""
     tub = write_tub(tmp_path / "tub", 3)
     (tmp_path / "secret.jpg").write_bytes(b"not for the page")
     catalog = tub / "catalog_0.catalog"
@@ -147,12 +148,17 @@ def test_a_record_naming_a_file_outside_the_tub_is_never_served(tmp_path):
     record = json.loads(lines[1])
     record["cam/image_array"] = "../../secret.jpg"
     catalog.write_text("\n".join([lines[0], json.dumps(record), lines[2]]) + "\n")
+    linked = tub / "images" / "2_cam_image_array_.jpg"
+    linked.unlink()
+    linked.symlink_to(tmp_path / "secret.jpg")
     server = StudioServer(Studio([tub], [], tmp_path / "runs"), port=0)
     server.start()
     try:
-        status, body = request(server, "api/tubs/0/image/1")
-        assert status == 404 and b"outside the tub" in body
         assert request(server, "api/tubs/0/image/0")[0] == 200
+        status, body = request(server, "api/tubs/0/image/1")
+        assert status == 404 and b"secret" not in body
+        status, body = request(server, "api/tubs/0/image/2")
+        assert status == 404 and b"outside the tub" in body
     finally:
         server.stop()
 

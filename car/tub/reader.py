@@ -192,18 +192,22 @@ class Tub:
                 raise TubRecordError(f"image {record[key]} is missing", raw["_index"])
         return record
 
-    def records(self, include_deleted: bool = False, load_images: bool = False) -> Iterator[dict[str, Any]]:
+    def records(
+        self, include_deleted: bool = False, load_images: bool = False, check_images: bool = True
+    ) -> Iterator[dict[str, Any]]:
         """Yield good records in index order; bad ones are skipped and added to `problems`.
 
         With `load_images`, image fields hold RGB uint8 arrays instead of file names, and
         records whose image is corrupt or of another size than the tub's first are skipped.
+        Without, records whose image file is missing are skipped, unless `check_images` is
+        off (a caller that lists the images itself, e.g. the studio's timeline).
         """
         self.problems = list(self._open_problems)
         deleted = set() if include_deleted else self.deleted_indexes
         expected_shape = None
         for file, number, text in self._raw_lines():
             try:
-                record = self._parse(text, check_images=not load_images, deleted=deleted)
+                record = self._parse(text, check_images=check_images and not load_images, deleted=deleted)
                 if record is None:
                     continue
                 if load_images:

@@ -1,7 +1,7 @@
 // The studio's JSON API: GETs, and POSTs carrying the page's token (other sites cannot read it).
 const token = document.querySelector('meta[name="studio-token"]').content;
 
-async function answer(response) {
+export async function answer(response) {
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
   return body;

@@ -1,5 +1,5 @@
 // The studio page: loads the state and the current tub, switches pages, runs undo and jobs.
-import {get, post, waitForJob} from './api.js';
+import {answer, get, post, waitForJob} from './api.js';
 import * as arena from './arena.js';
 import * as errors from './errors.js';
 import * as manager from './manager.js';
@@ -21,7 +21,7 @@ async function start() {
   Object.values(pages).forEach((p) => p.init());
   updateUndo(S.info.undo);
   const wanted = new URLSearchParams(location.hash.slice(1));
-  await loadTub(Number(wanted.get('tub') ?? 0));
+  await loadTub(Number(wanted.get('tub') ?? 0), window.firstTimeline);
   if (wanted.get('page')) show(wanted.get('page'));
 }
 
@@ -34,8 +34,8 @@ function show(name) {
 }
 on('show', show);
 
-export async function loadTub(number) {
-  const data = await get(`/api/tubs/${number}/timeline`);
+export async function loadTub(number, request = null) {
+  const data = request ? await answer(await request) : await get(`/api/tubs/${number}/timeline`);
   S.tub = number;
   S.tl = decodeTimeline(data);
   S.cursor = 0;
@@ -45,7 +45,8 @@ export async function loadTub(number) {
   S.tags = {categories: S.info.presets, frames: new Map(), table: []};
   document.getElementById('tub-select').value = String(number);
   emit('timeline');
-  S.timings.timeline_ms ??= performance.now();  // first timeline drawn: the benchmark's figure
+  // The timeline paints in the next animation frame, before this callback: the benchmark's figure.
+  requestAnimationFrame(() => { S.timings.timeline_ms ??= performance.now(); });
   await Promise.all([loadTags(), manager.loadFilter(), ...S.info.models.map((m) => loadPredictions(m.model))]);
 }
 

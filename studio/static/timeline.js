@@ -108,7 +108,16 @@ export class Timeline {
   }
 
   // ------------------------------------------------------------------ drawing
+  // Changes ask for a draw; the canvas is painted once per animation frame however many asked.
   draw() {
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = null;
+      this.paint();
+    });
+  }
+
+  paint() {
     const canvas = this.canvas, dpr = window.devicePixelRatio || 1;
     const box = this.box();
     if (box.width === 0) return;
@@ -121,9 +130,10 @@ export class Timeline {
     g.clearRect(0, 0, box.width, box.height);
     if (!this.n) return;
     const lanes = this.laneBoxes(box);
-    this.drawBands(g, box, lanes);
-    lanes.forEach((laneBox, i) => this.drawLane(g, box, laneBox, this.lanes[i]));
-    this.drawMarks(g, box, lanes);
+    const columns = this.columns(box);
+    this.drawBands(g, box, lanes, columns);
+    lanes.forEach((laneBox, i) => this.drawLane(g, box, laneBox, this.lanes[i], columns));
+    this.drawMarks(g, box, lanes, columns);
     this.drawSelection(g, box, lanes);
     this.drawAxis(g, box);
     this.drawOverview(g, box);
@@ -135,28 +145,35 @@ export class Timeline {
     }
   }
 
-  // columns: for each pixel column, the first and last position it covers
-  *columns(box) {
+  // The positions each pixel column covers: column k (at x = box.left + k) holds
+  // positions first[k] .. last[k] - 1.
+  columns(box) {
     const [v0, v1] = this.view;
+    const width = Math.floor(box.right - box.left);
     const perPixel = (v1 - v0) / (box.right - box.left);
-    for (let x = box.left; x < box.right; x += 1) {
-      const p0 = Math.max(0, Math.floor(v0 + (x - box.left) * perPixel));
-      const p1 = Math.min(this.n, Math.max(p0 + 1, Math.floor(v0 + (x + 1 - box.left) * perPixel)));
+    const first = new Int32Array(width), last = new Int32Array(width);
+    let count = 0;
+    for (let k = 0; k < width; k++) {
+      const p0 = Math.max(0, Math.floor(v0 + k * perPixel));
       if (p0 >= this.n) break;
-      yield [x, p0, p1];
+      first[k] = p0;
+      last[k] = Math.min(this.n, Math.max(p0 + 1, Math.floor(v0 + (k + 1) * perPixel)));
+      count = k + 1;
     }
+    return {first, last, count, left: box.left};
   }
 
-  drawBands(g, box, lanes) {
+  drawBands(g, box, lanes, columns) {
     const top = lanes.length ? lanes[0].top : box.top;
     for (const [mask, colour] of [[this.excluded, COLOURS.excluded], [this.deleted, COLOURS.deleted]]) {
       if (!mask) continue;
       g.fillStyle = colour;
       let start = null;
       const flush = (x) => { if (start !== null) { g.fillRect(start, top, x - start, box.bottom - top); start = null; } };
-      for (const [x, p0, p1] of this.columns(box)) {
+      for (let k = 0; k < columns.count; k++) {
+        const x = columns.left + k;
         let any = false;
-        for (let p = p0; p < p1; p++) if (mask[p]) { any = true; break; }
+        for (let p = columns.first[k]; p < columns.last[k]; p++) if (mask[p]) { any = true; break; }
         if (any && start === null) start = x;
         if (!any) flush(x);
       }
@@ -164,7 +181,7 @@ export class Timeline {
     }
   }
 
-  drawLane(g, box, lane, spec) {
+  drawLane(g, box, lane, spec, columns) {
     const y = (value) => lane.bottom - (value - spec.low) / (spec.high - spec.low) * (lane.bottom - lane.top);
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
@@ -193,9 +210,10 @@ export class Timeline {
       g.beginPath();
       let pen = false;
       if (dense) {
-        for (const [x, p0, p1] of this.columns(box)) {
+        for (let k = 0; k < columns.count; k++) {
+          const x = columns.left + k;
           let low = Infinity, high = -Infinity;
-          for (let p = p0; p < p1; p++) {
+          for (let p = columns.first[k]; p < columns.last[k]; p++) {
             const v = series.values[p];
             if (v === v) { if (v < low) low = v; if (v > high) high = v; }
           }
@@ -220,12 +238,12 @@ export class Timeline {
     g.globalAlpha = 1;
   }
 
-  drawMarks(g, box, lanes) {
+  drawMarks(g, box, lanes, columns) {
     if (!this.marks || !lanes.length) return;
     g.fillStyle = COLOURS.tag;
-    for (const [x, p0, p1] of this.columns(box)) {
-      for (let p = p0; p < p1; p++) {
-        if (this.marks[p]) { g.fillRect(x - 1, lanes[0].top, 3, 6); break; }
+    for (let k = 0; k < columns.count; k++) {
+      for (let p = columns.first[k]; p < columns.last[k]; p++) {
+        if (this.marks[p]) { g.fillRect(columns.left + k - 1, lanes[0].top, 3, 6); break; }
       }
     }
   }
