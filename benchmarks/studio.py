@@ -115,7 +115,7 @@ def screenshots(
     server.start()
     saved = []
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+        page = browser.new_page(viewport={"width": 1400, "height": 1240})
         page.goto(server.url)
         page.wait_for_function(f"window.studio.preds.size === {len(models)}", timeout=600_000)
         count = page.evaluate("window.studio.tl.n")

@@ -167,7 +167,7 @@ function renderTable() {
     el('td', {class: 'num'}, String(row.frames)),
     el('td', {class: 'num'}, fmt(row.steering_mse, 3)),
     el('td', {class: 'num'}, row.error_share === null ? '–' : el('div', {class: 'share'},
-      el('div', {class: 'track'}, el('div', {class: 'bar', style: `width:${Math.round(row.error_share * 100)}%`})),
+      el('div', {class: 'track'}, el('div', {class: 'fill', style: `width:${Math.round(row.error_share * 100)}%`})),
       `${(row.error_share * 100).toFixed(1)}%`))));
   $('tag-table').replaceChildren(el('thead', {}, head), el('tbody', {}, ...body));
   const wrong = rows.find((row) => row.category === S.info.label_wrong)?.frames ?? 0;
