@@ -15,6 +15,7 @@ README's pictures, taken with `--tub` a real tub and `--closed-loop` to show a r
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import statistics
@@ -177,14 +178,12 @@ def run(args: argparse.Namespace) -> dict:
             "server_timeline_ms_runs": [round(ms, 1) for ms, _ in server],
             "goal_ms": GOAL_MS,
         }
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            sync_playwright = None
-        if sync_playwright is None or not CHROMIUM.exists():
+        if importlib.util.find_spec("playwright") is None or not CHROMIUM.exists():
             result["timeline_ms"] = result["server_timeline_ms"]
             result["measured"] = "server only (no Playwright/Chromium): GET the timeline + JSON parse"
             return result
+        from playwright.sync_api import sync_playwright
+
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             runs = [browser_timeline_ms(browser, tub, args.model, out) for _ in range(args.repeats)]

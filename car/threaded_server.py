@@ -48,7 +48,7 @@ class ThreadedServer:
         try:
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
+            self.port = runner.addresses[0][1]  # the real port when 0 was asked
         except OSError as err:
             self._error = err
             await runner.cleanup()

@@ -13,6 +13,7 @@ from typing import Any
 from car.tub import find_tubs
 from evaluation.tags import LABEL_WRONG, PRESET_CATEGORIES
 from studio.arena import VIDEO_FILES, run_closed_loop
+from studio.errors import NotFound
 from studio.history import Change, History
 from studio.jobs import Job, Jobs
 from studio.models import (
@@ -40,12 +41,12 @@ class Studio:
 
     def tub(self, number: int) -> OpenTub:
         if not 0 <= number < len(self.tubs):
-            raise KeyError(f"no tub {number}; the studio has {len(self.tubs)}")
+            raise NotFound(f"no tub {number}; the studio has {len(self.tubs)}")
         return self.tubs[number]
 
     def bundle(self, number: int) -> Bundle:
         if not 0 <= number < len(self.bundles):
-            raise KeyError(f"no model {number}; the studio has {len(self.bundles)}")
+            raise NotFound(f"no model {number}; the studio has {len(self.bundles)}")
         return self.bundles[number]
 
     def state(self) -> dict[str, Any]:
@@ -199,7 +200,7 @@ class Studio:
         """A video of a finished closed-loop run."""
         job = self.jobs.get(job_id)
         if name not in VIDEO_FILES or job.state != "done" or job.key[0] != "closed loop":
-            raise KeyError(f"job {job_id} has no {name}")
+            raise NotFound(f"job {job_id} has no {name}")
         return Path(job.result["folder"]) / name
 
 

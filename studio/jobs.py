@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.errors import NotFound
+
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +82,7 @@ class Jobs:
         try:
             return self._jobs[job_id]
         except KeyError:
-            raise KeyError(f"no job {job_id}") from None
+            raise NotFound(f"no job {job_id}") from None
 
     def by_key(self, key: tuple) -> Job | None:
         return self._by_key.get(key)

@@ -31,7 +31,7 @@ from car.bundle import BundleError
 from car.threaded_server import ThreadedServer
 from car.tub import TubError
 from studio.app import Studio
-
+from studio.errors import NotFound
 
 STATIC_DIR = Path(__file__).parent / "static"
 TOKEN_HEADER = "X-Studio-Token"
@@ -140,8 +140,10 @@ class StudioServer:
                 args = (*args, body if isinstance(body, dict) else {})
             try:
                 result = await asyncio.to_thread(action, *args)
+            except NotFound as err:
+                return _error(404, str(err.args[0]))
             except KeyError as err:
-                return _error(404, str(err.args[0]) if err.args else "not found")
+                return _error(400, f"the request lacks {err.args[0]!r}")
             except (TubError, BundleError) as err:
                 return _error(409, str(err))
             except (ValueError, TypeError) as err:
@@ -157,8 +159,8 @@ class StudioServer:
     async def _timeline(self, request: web.Request) -> web.StreamResponse:
         try:
             body, etag = await asyncio.to_thread(self.studio.tub(_tub(request)).timeline_json)
-        except (KeyError, TubError) as err:
-            return _error(404, str(err))
+        except (NotFound, TubError) as err:
+            return _error(404, str(err.args[0]))
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
@@ -174,8 +176,8 @@ class StudioServer:
         try:
             tub = self.studio.tub(_tub(request))
             found = await asyncio.to_thread(find, tub, int(request.match_info["index"]))
-        except (KeyError, ValueError, TubError) as err:
-            return _error(404, str(err))
+        except (NotFound, ValueError, TubError) as err:
+            return _error(404, str(err.args[0]))
         if isinstance(found, bytes):
             return web.Response(body=found, content_type="image/jpeg", headers={"Cache-Control": IMAGE_CACHE})
         return web.FileResponse(found, headers={"Cache-Control": IMAGE_CACHE, "Content-Type": "image/jpeg"})
@@ -183,8 +185,8 @@ class StudioServer:
     async def _run_file(self, request: web.Request) -> web.StreamResponse:
         try:
             path = self.studio.run_file(int(request.match_info["job"]), request.match_info["name"])
-        except (KeyError, ValueError) as err:
-            return _error(404, str(err))
+        except (NotFound, ValueError) as err:
+            return _error(404, str(err.args[0]))
         return web.FileResponse(path)
 
 

@@ -35,6 +35,7 @@ from car.tub.reader import V1_EXCLUDE, V1_META
 from car.tub.writer import IMAGES
 from evaluation.replay import frame_interval_s
 from evaluation.tags import FrameTags, update_tags
+from studio.errors import NotFound
 from training.data import RecordFilter, filter_reason
 
 FILTER_FILE = "filter.json"
@@ -162,7 +163,7 @@ class OpenTub:
         timeline = self.timeline()
         position = timeline.position(index)
         if position is None or timeline.records[position].get(CAMERA_IMAGE) is None:
-            raise KeyError(f"{self.path}: no record {index} with an image")
+            raise NotFound(f"{self.path}: no record {index} with an image")
         path = self._reader.image_path(timeline.records[position])
         if not path.resolve().is_relative_to(self.path.resolve()):  # a tampered record: "../../x"
             raise TubError(f"{self.path}: record {index} names an image outside the tub")

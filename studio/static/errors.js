@@ -32,7 +32,7 @@ export function init() {
   on('timeline', () => { frames = null; renderModels(); if (visible) attempt(load); });
   on('predictions', () => { renderModels(); if (visible && !frames) attempt(load); });
   on('tags', () => { renderTable(); updateChips(); });
-  on('deleted', () => { if (visible) attempt(load); });
+  on('deleted', () => { frames = null; if (visible) attempt(load); });
 }
 
 export function shown() {
