@@ -31,6 +31,8 @@ from training.data import RecordFilter
 
 
 class Studio:
+    """The tubs (numbered in the order given) and models of one studio, its jobs and its undo history."""
+
     def __init__(self, tubs: Iterable[str | Path], models: Iterable[str | Path], out: str | Path) -> None:
         paths = [found for path in tubs for found in find_tubs(path)]
         self.tubs = [OpenTub(number, path) for number, path in enumerate(paths)]

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from test_pilot import constant_model, export
+from test_tub import write_v1_tub
 
 from car.tub import Tub, TubWriter
 from evaluation.tags import FrameTags
@@ -197,3 +198,15 @@ def test_the_studio_never_imports_tensorflow(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["0.1", "False"]  # |0.3 - 0.4| on every frame
+
+
+def test_a_donkeycar_v1_tub_opens_and_its_soft_delete_is_its_exclude_json(tmp_path):
+    tub = write_v1_tub(tmp_path / "v1")
+    studio = Studio([tub], [], tmp_path / "runs")
+    timeline = studio.tub(0).timeline()
+    assert timeline.indexes.tolist() == [1, 2, 3, 4, 5, 6] and timeline.deleted == {2}
+    assert studio.tub(0).image_file(5) == tub / "5_cam-image_array_.jpg"
+    studio.change_deleted(0, [5], delete=True)
+    assert json.loads((tub / "exclude.json").read_text()) == [2, 5]  # what Donkeycar's v1 reader skips
+    studio.undo()
+    assert json.loads((tub / "exclude.json").read_text()) == [2]
