@@ -13,7 +13,8 @@ situation with each frame's label and prediction drawn on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from car.channels import SIM_CTE
 CURVE_THRESHOLD = 0.15  # |steering command| above this: the car is in a curve
 OFF_CENTRE_M = 0.15  # |sim cross-track error| above this: the car is recovering
 SITUATIONS = ("straight", "curve left", "curve right", "off-centre left", "off-centre right")
+VIDEO_CODECS = {".mp4": "mp4v", ".webm": "VP80"}
 
 
 def situation(
@@ -58,9 +60,9 @@ def situations(
 
 @dataclass(frozen=True)
 class GroupError:
-    """How one situation contributes to the steering error."""
+    """How one group of frames (a situation, a tag) contributes to the steering error."""
 
-    situation: str
+    name: str
     frames: int
     frame_share: float  # fraction of all frames
     steering_mse: float
@@ -70,27 +72,35 @@ class GroupError:
         return self.__dict__.copy()
 
 
+def error_by_groups(
+    masks: Mapping[str, np.ndarray], recorded: np.ndarray, predicted: np.ndarray
+) -> list[GroupError]:
+    """Per group with frames: frames, MSE and share of the total squared error, biggest share first.
+
+    masks: group name -> (N,) bool, which frames belong to it (groups may overlap).
+    """
+    squared = (predicted[:, 0] - recorded[:, 0]) ** 2  # (N,)
+    total = float(squared.sum()) or 1.0
+    groups = [
+        GroupError(
+            name,
+            int(mask.sum()),
+            float(mask.mean()),
+            float(squared[mask].mean()),
+            float(squared[mask].sum() / total),
+        )
+        for name, mask in masks.items()
+        if mask.any()
+    ]
+    return sorted(groups, key=lambda g: g.error_share, reverse=True)
+
+
 def error_by_situation(
     labels: Sequence[str], recorded: np.ndarray, predicted: np.ndarray
 ) -> list[GroupError]:
     """Per situation: frames, MSE and share of the total squared error, biggest share first."""
-    squared = (predicted[:, 0] - recorded[:, 0]) ** 2  # (N,)
-    total = float(squared.sum()) or 1.0
     names = np.asarray(labels)
-    groups = []
-    for name in SITUATIONS:
-        mask = names == name
-        if mask.any():
-            groups.append(
-                GroupError(
-                    name,
-                    int(mask.sum()),
-                    float(mask.mean()),
-                    float(squared[mask].mean()),
-                    float(squared[mask].sum() / total),
-                )
-            )
-    return sorted(groups, key=lambda g: g.error_share, reverse=True)
+    return error_by_groups({name: names == name for name in SITUATIONS}, recorded, predicted)
 
 
 def worst_by_situation(
@@ -171,7 +181,7 @@ def plot_gallery(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = [g.situation for g in groups if g.situation in worst]
+    order = [g.name for g in groups if g.name in worst]
     per_row = max(len(positions) for positions in worst.values())
     fig = plt.figure(figsize=(2.2 * max(per_row, 4), 2.4 + 2.0 * len(order)))
     grid = fig.add_gridspec(len(order) + 1, max(per_row, 4), height_ratios=[1.3] + [1.0] * len(order))
@@ -191,7 +201,7 @@ def plot_gallery(
 
 
 def _plot_shares(axis, groups: Sequence[GroupError]) -> None:
-    names = [g.situation for g in groups]
+    names = [g.name for g in groups]
     positions = np.arange(len(groups))
     axis.barh(
         positions - 0.2,
@@ -256,14 +266,17 @@ def _save(fig, path: str | Path) -> Path:
 
 
 class ReplayVideo:
-    """MP4 of a replay: each frame enlarged, steering lines and a caption drawn on it.
+    """Video of a replay: each frame enlarged, steering lines and a caption drawn on it.
 
-    MPEG-4 Part 2 ('mp4v') because OpenCV's pip wheels ship that encoder everywhere;
-    VLC, mpv and most desktop players open it.
+    The codec follows the file's suffix, both encoders ship in OpenCV's pip wheels:
+    `.mp4` is MPEG-4 Part 2 ('mp4v'), fast to write, opened by VLC, mpv and most desktop
+    players but not by browsers; `.webm` is VP8, which every browser plays (the studio).
     """
 
     def __init__(self, path: str | Path, fps: float, scale: int = 3) -> None:
         self.path = Path(path)
+        if self.path.suffix not in VIDEO_CODECS:
+            raise ValueError(f"{self.path}: a replay video is {' or '.join(VIDEO_CODECS)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps, self.scale, self.frames = fps, scale, 0
         self._writer = None
@@ -283,10 +296,10 @@ class ReplayVideo:
         if alert:
             cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), (255, 0, 0), 6)
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix])
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
-                raise OSError(f"{self.path}: OpenCV cannot write an MP4 video here")
+                raise OSError(f"{self.path}: OpenCV cannot write a {self.path.suffix} video here")
         self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         self.frames += 1
 
@@ -300,3 +313,12 @@ class ReplayVideo:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def closed_loop_caption(step: Any, interventions: int) -> list[str]:
+    """The lines written on a closed-loop video frame (`step`: an evaluation.replay.ClosedLoopStep)."""
+    return [
+        f"t {step.time_s:5.1f}s  record #{step.record_index}",
+        f"offset {step.lateral_m:+.2f} m  heading {math.degrees(step.heading_rad):+.1f} deg",
+        f"interventions {interventions}",
+    ]

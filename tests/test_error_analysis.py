@@ -30,7 +30,7 @@ def test_error_shares_point_at_the_situation_that_carries_the_error() -> None:
 
     groups = ea.error_by_situation(labels, recorded, predicted)
 
-    assert [g.situation for g in groups] == ["curve left", "straight"]
+    assert [g.name for g in groups] == ["curve left", "straight"]
     assert groups[0].frame_share == pytest.approx(0.2)
     assert groups[0].error_share == pytest.approx(20 * 0.25 / (20 * 0.25 + 80 * 0.0025))
     assert sum(g.error_share for g in groups) == pytest.approx(1.0)

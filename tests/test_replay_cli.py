@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 from car.frames import to_model_input
+from car.pilot import Pilot
 from car.tub import Tub
+from evaluation.tags import LABEL_WRONG, UNTAGGED, update_tags
 from sim import Simulation, Track, record_tub
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +95,7 @@ def test_open_loop_replays_the_held_out_block_of_a_real_tub_and_writes_its_figur
         assert np.isfinite(metrics[key]), key
     angles = np.array([r["user/angle"] for r in Tub(donkey_tub).records() if 800 <= r["_index"] < 1000])
     assert metrics["baseline_steering_mse"] == pytest.approx(np.var(angles))
-    assert {g["situation"] for g in metrics["situations"]} <= {"straight", "curve left", "curve right"}
+    assert {g["name"] for g in metrics["situations"]} <= {"straight", "curve left", "curve right"}
     assert sum(g["frames"] for g in metrics["situations"]) == 200
     assert sum(g["error_share"] for g in metrics["situations"]) == pytest.approx(1.0)
     for name in ("timeline", "errors"):
@@ -144,3 +147,29 @@ def test_a_broken_bundle_is_an_error_naming_the_file(
     (tmp_path / "model.json").write_text("{not json")
     assert replay_script.main(["--tub", str(donkey_tub), "--model", str(tmp_path)]) == 2
     assert str(tmp_path / "model.json") in capsys.readouterr().err
+
+
+def test_open_loop_reports_the_error_of_each_tag_the_studio_saved(
+    capsys: pytest.CaptureFixture, bundle: Path, donkey_tub: Path, tmp_path: Path
+) -> None:
+    tub = tmp_path / "tub"
+    shutil.copytree(donkey_tub, tub)
+    update_tags(tub, lambda tags: (tags.tag([900, 901, 902], "glare"), tags.tag([950, 10], LABEL_WRONG)))
+    argv = ["--tub", str(tub), "--model", str(bundle), "--out", str(tmp_path), "--records", "900:1000"]
+    metrics = _run_json(capsys, *argv, "--no-video")
+
+    by_tag = {group["name"]: group for group in metrics["tags"]}
+    assert {name: group["frames"] for name, group in by_tag.items()} == {
+        "glare": 3,
+        LABEL_WRONG: 1,  # record 10 is outside the replayed records
+        UNTAGGED: 96,
+    }
+    assert sum(group["error_share"] for group in by_tag.values()) == pytest.approx(1.0)
+    pilot, reader = Pilot.load(bundle), Tub(tub)
+    records = {r["_index"]: r for r in reader.records()}
+    glare = [
+        (pilot.run(reader.load_image(records[i]))[0] - records[i]["user/angle"]) ** 2 for i in (900, 901, 902)
+    ]
+    assert by_tag["glare"]["steering_mse"] == pytest.approx(np.mean(glare), rel=1e-4)
+    assert replay_script.main([*argv, "--no-video"]) == 0
+    assert "steering error by tag (tags.json" in capsys.readouterr().out

@@ -311,13 +311,15 @@ def test_each_flag_reaches_the_options(flags, check):
 
 
 def test_every_train_flag_is_covered_above():
-    """The --aug-* knobs are proved in tests/test_augment.py (STRENGTH_KNOBS and the p tests)."""
+    """The --aug-* knobs are proved in tests/test_augment.py (STRENGTH_KNOBS and the p tests),
+    --filter in tests/test_record_filter.py."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     covered = {flag for flags, _ in FLAG_CASES for flag in flags if flag.startswith("--")} | {
         "--tub",
         "--out",
         "--no-batch-norm",
+        "--filter",
     }
     flags = {s for action in parser._actions for s in action.option_strings if s.startswith("--")} - {
         "--help",

@@ -9,6 +9,7 @@ input overrides (FrameSpec fields, whose defaults are the architecture's) are ty
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from car.frames import COLOR_ORDERS
 from training.data import RecordFilter
@@ -21,6 +22,14 @@ from training.train import TrainOptions
 FRAME_FLAGS = ("crop_top", "crop_bottom", "width", "height", "color")
 
 
+def saved_filter(path: str) -> RecordFilter:
+    """`--filter FILE`: a filter saved by `tubcar studio`; argparse reports a bad file."""
+    try:
+        return RecordFilter.load(path)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Which records to read and how to split them (shared by train, search and export)."""
     data = parser.add_argument_group("data")
@@ -29,6 +38,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flags(data, RecordFilter)
     add_flags(data, TrainOptions, only=("workers",))
+    data.add_argument(
+        "--filter",
+        type=saved_filter,
+        metavar="FILE",
+        help="a filter saved by `tubcar studio` (replaces --modes and --min-throttle)",
+    )
     split = parser.add_argument_group("train/dev/test split (contiguous blocks, never frame by frame)")
     add_flags(split, SplitConfig)
 
@@ -57,6 +72,8 @@ def split_config(args: argparse.Namespace) -> SplitConfig:
 
 
 def record_filter(args: argparse.Namespace) -> RecordFilter:
+    if args.filter is not None:
+        return replace(args.filter, index_range=args.records or args.filter.index_range)
     return from_flags(RecordFilter, args)
 
 

@@ -7,17 +7,21 @@ JPEGs), and kept as uint8 arrays. `training.pipeline` turns them into tf.data pi
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from tqdm import tqdm
 
 from car.channels import CAMERA_IMAGE, MODE_USER, USER_ANGLE, USER_MODE, USER_THROTTLE
 from car.tub import Tub, TubRecordError, open_tubs
+from car.tub.files import atomic_write_text
 from car.tub.ranges import parse_index_range
 from training.flags import flag
 
@@ -28,6 +32,9 @@ def index_bounds(text: str) -> tuple[int, int]:
     return records.start, records.stop
 
 
+FILTER_FORMAT = "tubcar-filter/1"
+
+
 @dataclass(frozen=True)
 class RecordFilter:
     """Which records are worth learning from.
@@ -36,11 +43,18 @@ class RecordFilter:
         the autopilot's own laps would teach the model its own mistakes.
     min_throttle: keep records with throttle above this (None keeps all): a parked car's
         frames say nothing about steering.
+    max_throttle: keep records with throttle at most this (None keeps all).
+    sessions: keep records of these `_session_id`s ("" for records without one; None keeps all).
     index_range: keep records whose `_index` is in [start, stop) (None keeps all).
+
+    Saved as a small JSON file (the studio's "save filter"), `tubcar train --filter FILE`.
     """
 
+    __pydantic_config__ = ConfigDict(extra="forbid")
     modes: tuple[str, ...] = flag((MODE_USER,), "keep records driven in these modes", nargs="+")
     min_throttle: float | None = flag(None, "keep records with throttle above this (default: all)")
+    max_throttle: float | None = None  # set by a saved filter (tubcar studio), no flag of its own
+    sessions: tuple[str, ...] | None = None  # likewise
     index_range: tuple[int, int] | None = flag(
         None,
         "keep _index in [START, STOP) (default: all)",
@@ -48,6 +62,29 @@ class RecordFilter:
         type=index_bounds,
         metavar="START:STOP",
     )
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(Path(path), json.dumps({"format": FILTER_FORMAT, **asdict(self)}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RecordFilter:
+        """Read a saved filter; ValueError names the file and what is wrong in it."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read a record filter ({err})") from None
+        if not isinstance(data, dict) or data.pop("format", None) != FILTER_FORMAT:
+            raise ValueError(f"{path}: not a record filter (a JSON object with format {FILTER_FORMAT!r})")
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str) -> RecordFilter:
+        """Validate the fields of a filter; ValueError names `source` and each bad field."""
+        try:
+            return TypeAdapter(cls).validate_python(data)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"{source}: {problems}") from None
 
 
 @dataclass
@@ -102,16 +139,20 @@ class LoadReport:
         }
 
 
-def _filter_reason(record: dict, rules: RecordFilter) -> str | None:
+def filter_reason(record: dict, rules: RecordFilter) -> str | None:
     """Why a record is filtered out, or None to keep it."""
     if USER_ANGLE not in record or USER_THROTTLE not in record or record.get(CAMERA_IMAGE) is None:
         return "without image/angle/throttle"
     if rules.index_range is not None and not rules.index_range[0] <= record["_index"] < rules.index_range[1]:
         return "outside the index range"
+    if rules.sessions is not None and record.get("_session_id", "") not in rules.sessions:
+        return "from another session"
     if record.get(USER_MODE, MODE_USER) not in rules.modes:
         return f"in mode {record.get(USER_MODE)!r}"
     if rules.min_throttle is not None and not float(record[USER_THROTTLE]) > rules.min_throttle:
         return f"with throttle <= {rules.min_throttle:g}"
+    if rules.max_throttle is not None and not float(record[USER_THROTTLE]) <= rules.max_throttle:
+        return f"with throttle > {rules.max_throttle:g}"
     return None
 
 
@@ -137,7 +178,7 @@ def load_frames(
         report.tubs.append(str(tub.path))
         report.deleted += len(tub.deleted_indexes)
         for record in tub.records():
-            reason = _filter_reason(record, rules)
+            reason = filter_reason(record, rules)
             if reason is None:
                 jobs.append((tub, record))
             else:

@@ -23,6 +23,7 @@ COMMANDS = {
     "search": "random hyperparameter search under a latency budget",
     "models": "the models registry: list runs, show one",
     "replay": "replay a tub through a model: open loop, or closed loop on the recorded laps",
+    "studio": "the tub studio in the browser: clean tubs, analyse errors, compare pilots",
     "deploy": "copy a model bundle to the car and check it there",
     "bench": "benchmarks behind the README's figures",
     "demo": "the whole pipeline in a few minutes in the simulator",

@@ -10,6 +10,7 @@ import numpy as np
 
 from car.channels import USER_ANGLE, USER_THROTTLE
 from car.tub.errors import TubProblem
+from car.tub.lock import EDIT_LOCK_TIMEOUT_S, TubLock
 from car.tub.reader import Tub
 from car.tub.writer import repair_tub
 
@@ -72,7 +73,8 @@ def check(tub: Tub, repair: bool = False) -> CheckResult:
     """
     repairs: list[str] = []
     if repair and tub.manifest is not None:
-        repairs += repair_tub(tub.path, tub.manifest)
+        with TubLock(tub.path, "repair the tub", timeout_s=EDIT_LOCK_TIMEOUT_S):
+            repairs += repair_tub(tub.path, tub.manifest)
         tub = Tub(tub.path)
     good = sum(1 for _ in tub.records(load_images=True))
     problems = list(tub.problems)

@@ -8,6 +8,7 @@ image, wrong image size, unknown field type).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from car.channels import CAMERA_IMAGE
 from car.tub.errors import TubError, TubProblem, TubRecordError
 from car.tub.fields import IMAGE_TYPES, KNOWN_TYPES, decode_value
 from car.tub.files import atomic_write_text
+from car.tub.lock import EDIT_LOCK_TIMEOUT_S, TubLock
 from car.tub.manifest import MANIFEST, Manifest, catalog_files
 from car.tub.writer import IMAGES
 
@@ -113,20 +115,37 @@ class Tub:
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             raise TubError(f"{exclude}: must be a JSON list of record indexes ({err})") from err
 
-    def _set_deleted(self, indexes: set[int]) -> None:
-        if self.manifest is not None:
-            self.manifest = Manifest.read(self.path)  # a writer may have moved on since we opened
-            self.manifest.deleted_indexes = sorted(indexes)
-            self.manifest.write(self.path)
-        else:
-            atomic_write_text(self.path / V1_EXCLUDE, json.dumps(sorted(indexes)))
+    def _change_deleted(self, add: Iterable[int] = (), remove: Iterable[int] = ()) -> set[int]:
+        """Read, change and write the deleted set under the tub's lock; returns what changed.
 
-    def delete(self, indexes: Iterable[int]) -> None:
-        """Soft-delete records: they stay on disk and `restore` brings them back."""
-        self._set_deleted(self.deleted_indexes | set(indexes))
+        Reading inside the lock matters: two editors of one tub must not lose each
+        other's deletes, and a recorder (which holds the lock) must not republish an
+        older deleted set over ours.
+        """
+        with TubLock(self.path, "change deleted records", timeout_s=EDIT_LOCK_TIMEOUT_S):
+            if self.manifest is not None:
+                self.manifest = Manifest.read(self.path)  # another process may have changed it
+            before = self.deleted_indexes
+            after = (before | set(add)) - set(remove)
+            if after == before:
+                return set()
+            if self.manifest is not None:
+                self.manifest.deleted_indexes = sorted(after)
+                self.manifest.write(self.path)
+            else:
+                atomic_write_text(self.path / V1_EXCLUDE, json.dumps(sorted(after)))
+        return after ^ before
 
-    def restore(self, indexes: Iterable[int]) -> None:
-        self._set_deleted(self.deleted_indexes - set(indexes))
+    def delete(self, indexes: Iterable[int]) -> set[int]:
+        """Soft-delete records: they stay on disk and `restore` brings them back.
+
+        Returns the indexes that were not deleted before (what an undo must restore).
+        """
+        return self._change_deleted(add=indexes)
+
+    def restore(self, indexes: Iterable[int]) -> set[int]:
+        """Undo a soft delete; returns the indexes that were deleted before."""
+        return self._change_deleted(remove=indexes)
 
     # -- records ------------------------------------------------------------------------
     def _raw_lines(self) -> Iterator[tuple[str, int, str]]:
@@ -169,22 +188,26 @@ class Tub:
                 except ValueError as err:
                     raise TubRecordError(str(err), raw["_index"]) from err
         for key in self.image_keys if check_images else ():
-            if record.get(key) is not None and not self.image_path(record, key).exists():
+            if record.get(key) is not None and not os.path.exists(self._image_file(record[key])):
                 raise TubRecordError(f"image {record[key]} is missing", raw["_index"])
         return record
 
-    def records(self, include_deleted: bool = False, load_images: bool = False) -> Iterator[dict[str, Any]]:
+    def records(
+        self, include_deleted: bool = False, load_images: bool = False, check_images: bool = True
+    ) -> Iterator[dict[str, Any]]:
         """Yield good records in index order; bad ones are skipped and added to `problems`.
 
         With `load_images`, image fields hold RGB uint8 arrays instead of file names, and
         records whose image is corrupt or of another size than the tub's first are skipped.
+        Without, records whose image file is missing are skipped, unless `check_images` is
+        off (a caller that lists the images itself, e.g. the studio's timeline).
         """
         self.problems = list(self._open_problems)
         deleted = set() if include_deleted else self.deleted_indexes
         expected_shape = None
         for file, number, text in self._raw_lines():
             try:
-                record = self._parse(text, check_images=not load_images, deleted=deleted)
+                record = self._parse(text, check_images=check_images and not load_images, deleted=deleted)
                 if record is None:
                     continue
                 if load_images:
@@ -215,8 +238,12 @@ class Tub:
         return self.records()
 
     def image_path(self, record: dict[str, Any], key: str = CAMERA_IMAGE) -> Path:
-        folder = self.path / IMAGES if self.version == 2 else self.path
-        return folder / str(record[key])
+        return Path(self._image_file(record[key]))
+
+    def _image_file(self, name: Any) -> str:
+        """os.path rather than pathlib: checking 20,000 images this way takes a third of the time."""
+        folder = os.path.join(self.path, IMAGES) if self.version == 2 else str(self.path)
+        return os.path.join(folder, str(name))
 
     def load_image(self, record: dict[str, Any], key: str = CAMERA_IMAGE) -> np.ndarray:
         """The record's image as RGB uint8 (H, W, 3); raises TubRecordError naming the file."""

@@ -6,7 +6,9 @@ What survives what:
 - a power cut loses at most the last `sync_interval_s` (1 s): a background thread fsyncs
   new images, the catalog and the folder, then replaces both manifests atomically;
 - reopening a tub repairs a torn last line (and says so in `repairs`) instead of gluing
-  the next record onto it.
+  the next record onto it;
+- a writer holds the tub's lock (`car.tub.lock`) from open to close: a second writer, a
+  soft delete or a studio edit is refused with the holder's PID instead of interleaving.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from car.tub.errors import TubError
 from car.tub.fields import IMAGE_TYPES, KNOWN_TYPES, encode_value
 from car.tub.files import atomic_write_text, fsync_path
+from car.tub.lock import TubLock
 from car.tub.manifest import (
     MANIFEST,
     Manifest,
@@ -107,6 +110,16 @@ class TubWriter:
         self.jpeg_quality = jpeg_quality
         self.sync_interval_s = sync_interval_s
         self.repairs: list[str] = []
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._writer_lock = TubLock(self.path, "record").acquire()  # until close(): one writer per tub
+        try:
+            self._open(inputs, types, metadata, max_catalog_len)
+        except BaseException:
+            self._writer_lock.release()
+            raise
+
+    def _open(self, inputs, types, metadata, max_catalog_len) -> None:
+        """Read or create the manifest, open the catalog to append to, start the sync thread."""
         if (self.path / MANIFEST).exists():
             self.manifest = self._reopen(inputs, types)
         else:
@@ -268,6 +281,7 @@ class TubWriter:
             if not self._closed:
                 self._catalog.close()
                 self._closed = True
+        self._writer_lock.release()
 
     def __enter__(self) -> TubWriter:
         return self

@@ -16,6 +16,7 @@ SUBJECTS = {
     "loop": "drive loop at 20 Hz with sim camera, pilot and recorder",
     "pipeline": "training input pipeline vs training throughput",
     "stylize": "style-transfer apply frames/s",
+    "studio": "tub studio: page load of a 20,000-record tub's timeline (timeline_ms)",
 }
 
 

@@ -3,7 +3,8 @@
 Open loop (default): every recorded frame goes through the pilot exactly as on the car;
 prints steering/throttle MSE and MAE beside predicting the mean, and writes
 timeline.png (predicted vs recorded), errors.png (worst frames by situation) and
-replay.mp4 (frames with recorded = green and predicted = red steering).
+replay.mp4 (frames with recorded = green and predicted = red steering). When the tub has
+frames tagged in `tubcar studio` (tags.json), the steering error is also reported by tag.
 
     tubcar replay --tub data/tub_1 --model models/fast
 
@@ -24,6 +25,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from car.bundle import BundleError
@@ -32,6 +34,7 @@ from car.pilot import Pilot
 from car.tub import Tub, TubError
 from car.tub.ranges import parse_index_range
 from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, open_loop, road_half_width_m
+from evaluation.tags import TAGS_FILE, FrameTags, error_by_tag
 from sim.vehicle import VehicleModel
 
 CAMERA_FLAGS = {
@@ -144,6 +147,12 @@ def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -
     if video:
         files["video"] = video.close()
     metrics["situations"] = [g.to_dict() for g in groups]
+    tags = FrameTags.read(tub.path)
+    if tags.frames:
+        indexes = np.array([record["_index"] for record in result.records])
+        metrics["tags"] = [
+            g.to_dict() for g in error_by_tag(tags, indexes, result.recorded, result.predicted)
+        ]
     metrics["files"] = {name: str(path) for name, path in files.items()}
     return metrics
 
@@ -170,11 +179,7 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
         count["interventions"] += step.intervention
         if video is None:
             return
-        text = [
-            f"t {step.time_s:5.1f}s  record #{step.record_index}",
-            f"offset {step.lateral_m:+.2f} m  heading {math.degrees(step.heading_rad):+.1f} deg",
-            f"interventions {count['interventions']}",
-        ]
+        text = ea.closed_loop_caption(step, count["interventions"])
         video.add(frame, math.nan, step.angle, text, alert=step.intervention)
 
     result = closed_loop(
@@ -186,6 +191,14 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
     if video:
         metrics["files"] = {"video": str(video.close())}
     return metrics
+
+
+def print_groups(groups: list[dict]) -> None:
+    for group in groups:
+        print(
+            f"    {group['name']:17} {group['frames']:5} frames ({group['frame_share']:5.1%})  "
+            f"MSE {group['steering_mse']:.4f}  share of error {group['error_share']:5.1%}"
+        )
 
 
 def print_summary(metrics: dict, closed: bool) -> None:
@@ -209,11 +222,10 @@ def print_summary(metrics: dict, closed: bool) -> None:
                 f"   MAE {mae:.4f} (predict-the-mean {mean_mae:.4f})"
             )
         print("  steering error by situation:")
-        for group in metrics["situations"]:
-            print(
-                f"    {group['situation']:17} {group['frames']:5} frames ({group['frame_share']:5.1%})  "
-                f"MSE {group['steering_mse']:.4f}  share of error {group['error_share']:5.1%}"
-            )
+        print_groups(metrics["situations"])
+        if metrics.get("tags"):
+            print(f"  steering error by tag ({TAGS_FILE} beside the tub; a frame may have several tags):")
+            print_groups(metrics["tags"])
     for path in metrics.get("files", {}).values():
         print(f"  wrote {path}")
 
