@@ -2,13 +2,14 @@
 
 car runs on the Pi and imports none of the desktop packages nor TensorFlow; sim imports
 only car; evaluation sits on sim; experiments -> training -> augment -> car; nothing
-imports the command line. import-linter reads the real imports of every module.
+imports the command line; the studio judges without TensorFlow. import-linter reads the real imports of every module.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -22,5 +23,6 @@ def test_package_dependencies_keep_their_contracts() -> None:
     result = subprocess.run(
         [sys.executable, "-c", LINT, str(PYPROJECT)], capture_output=True, text=True, timeout=120
     )
+    contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "Contracts: 6 kept, 0 broken" in result.stdout
+    assert f"Contracts: {len(contracts)} kept, 0 broken" in result.stdout
