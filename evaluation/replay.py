@@ -55,8 +55,6 @@ DEFAULT_RATE_HZ = 20.0  # the drive loop's rate; used when a tub's timestamps ar
 _CREDIBLE_DT_S = (0.01, 0.5)  # median frame interval outside this: timestamps are not real time
 
 
-
-
 # ---------------------------------------------------------------------------------- open loop
 @dataclass
 class OpenLoopResult:

@@ -27,7 +27,8 @@ frame = np.zeros((120, 160, 3), np.uint8)
 while True:
     index = writer.next_index
     frame[:, :, 0] = index % 256
-    writer.write({"cam/image_array": frame, "user/angle": (index % 200) / 100 - 1, "note": "x" * (index % 50)})
+    angle = (index % 200) / 100 - 1
+    writer.write({"cam/image_array": frame, "user/angle": angle, "note": "x" * (index % 50)})
     print("ack", index, flush=True)
 """
 

@@ -1,4 +1,7 @@
-"""See what training sees: `tubcar augment preview --tub T --out grid.png [--model fast] [--augment ... --aug-* ...]`.
+"""See what training sees: a grid of augmented frames from a tub.
+
+    tubcar augment preview --tub T --out grid.png [--model fast] [--augment ... --aug-* ...]
+
 
 Draws frames from a tub beside augmented copies, with their steering/throttle labels
 and the transforms that fired, as the model's input (`--model`'s crop and size, the

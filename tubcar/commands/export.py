@@ -30,7 +30,7 @@ def convert(args: argparse.Namespace) -> None:
         if not args.model:
             raise SystemExit(
                 f"{args.keras.parent}: no model.json beside the Keras model; give --model (and input flags)"
-            )
+            ) from None
         spec, architecture = default_frame_spec(args.model, args.source_width, args.source_height), args.model
     overrides = {name: getattr(args, name) for name in FRAME_FLAGS if getattr(args, name) is not None}
     card = export_keras_file(
@@ -54,7 +54,8 @@ def latency(args: argparse.Namespace) -> None:
     card = remeasure_latency(args.bundle, args.latency_budget_ms, args.pi_scale_factor, args.runs)
     spec = card.latency
     print(
-        f"{args.bundle}: {spec.median_ms:.3f} ms median, {spec.p99_ms:.3f} ms p99 on {spec.machine} (1 thread); "
+        f"{args.bundle}: {spec.median_ms:.3f} ms median, {spec.p99_ms:.3f} ms p99 "
+        f"on {spec.machine} (1 thread); "
         f"Pi 4 {'measured' if args.pi_scale_factor == 1 else 'estimate'} {spec.pi_estimate_ms:.2f} ms, "
         f"budget {spec.budget_ms:g} ms; model.json updated"
     )

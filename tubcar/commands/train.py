@@ -39,12 +39,15 @@ def main(argv: list[str] | None = None) -> int | None:
     if not is_chief():
         return  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card
+    errors = result.metrics["errors"]
+    held_out = errors.get("test", errors["dev"])["angle"]["mse"]
     print(
         f"\nbundle: {Path(args.out) / card.model_file} + model.json ({card.architecture}, {card.quantization}); "
-        f"test steering MSE {result.metrics['errors'].get('test', result.metrics['errors']['dev'])['angle']['mse']:.4f}; "
-        f"latency {card.latency.median_ms:.3f} ms median here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
+        f"test steering MSE {held_out:.4f}; latency {card.latency.median_ms:.3f} ms median here, "
+        f"~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
     )
     entry = append_run(result.out, args, index=args.registry, card=card)
     print(
-        f"registry: run {entry['run_id']} appended to {args.registry} (tubcar models ls --index {args.registry})"
+        f"registry: run {entry['run_id']} appended to {args.registry} "
+        f"(tubcar models ls --index {args.registry})"
     )
