@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int | None:
     held_out = errors.get("test", errors["dev"])["angle"]["mse"]
     print(
         f"\nbundle: {Path(args.out) / card.model_file} + model.json "
-        f"({card.architecture}, {card.quantization}); test steering MSE {held_out:.4f}; latency {card.latency.median_ms:.3f} ms median here, "
-        f"~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
+        f"({card.architecture}, {card.quantization}); test steering MSE {held_out:.4f}; "
+        f"latency {card.latency.median_ms:.3f} ms here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
     )
     entry = append_run(result.out, args, index=args.registry, card=card)
     print(
