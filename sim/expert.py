@@ -6,6 +6,9 @@ lateral acceleration stays under `max_lateral_accel`. The lane: `centre` straddl
 yellow centre line; `right` and `left` keep `lane_offset_m` (default: a quarter of the
 road, the middle of the lane) to that side of it, as a person on a two-lane track does
 (the real tub's driver keeps the right lane, the yellow line on the car's left).
+`corner_cut_m2` moves the line it drives towards the inside of curves, by that many
+metres per 1/m of curvature (within the road), as people do: the real driver takes the
+tub's left curves on the yellow line.
 
 For recording it can add steering noise: a slowly wandering offset (an Ornstein-Uhlenbeck
 process) that is applied to the car but NOT to the label, so the car drifts off its lane
@@ -59,12 +62,18 @@ class ExpertDriver:
         noise_cte_fraction: float = 0.5,
         lane: Lane = "centre",
         lane_offset_m: float | None = None,
+        corner_cut_m2: float = 0.0,
         dt: float = 0.05,
         seed: int = 0,
     ) -> None:
         if noise < 0:
             raise ValueError(f"expert steering noise must be >= 0, got {noise}")
         self.offset_m = lane_offset(track, lane, lane_offset_m)
+        # The line driven: the lane's offset, shifted towards the inside of the curve that
+        # is coming (curvature averaged over the next metre), kept 0.15 m inside the road.
+        ahead = np.mean([np.roll(track.curvature, -k) for k in range(int(1.0 / SPACING_M))], axis=0)
+        limit = max(track.width_m / 2.0 - 0.15, abs(self.offset_m))
+        self._line_offset = np.clip(self.offset_m + corner_cut_m2 * ahead, -limit, limit)
         self.track = track
         self.vehicle = vehicle
         self.max_speed_mps = min(max_speed_mps, vehicle.max_speed_mps)
@@ -81,7 +90,7 @@ class ExpertDriver:
         # Speed the track allows at each centre-line sample: the tightest curve of the lane
         # in the next `preview_m` metres sets it, so the expert brakes before a curve.
         preview = max(1, int(preview_m / SPACING_M))
-        lane_curvature = track.curvature / np.maximum(1.0 - self.offset_m * track.curvature, 0.05)
+        lane_curvature = track.curvature / np.maximum(1.0 - self._line_offset * track.curvature, 0.05)
         curvature = np.abs(lane_curvature)
         window = np.max(np.stack([np.roll(curvature, -k) for k in range(0, preview, 2)]), axis=0)
         self._speed_limit = np.clip(
@@ -101,7 +110,8 @@ class ExpertDriver:
         lookahead = max(self.min_lookahead_m, self.lookahead_s * speed)
         # Pure pursuit aims from the rear axle at a point of the lane `lookahead` ahead.
         tx, ty, heading = self.track.pose_at(where.s + lookahead)
-        tx, ty = tx - self.offset_m * math.sin(heading), ty + self.offset_m * math.cos(heading)
+        offset = float(self._line_offset[self.track.index_at(where.s + lookahead)])
+        tx, ty = tx - offset * math.sin(heading), ty + offset * math.cos(heading)
         dx, dy = tx - state.x, ty - state.y
         alpha = math.atan2(dy, dx) - state.yaw
         distance = max(math.hypot(dx, dy), 1e-6)
@@ -116,7 +126,7 @@ class ExpertDriver:
             self._noise_value = self._noise_value * self._noise_decay + self._rng.normal(
                 0.0, self.noise * math.sqrt(1 - self._noise_decay**2)
             )
-            if abs(where.cte - self.offset_m) > self.noise_cte_limit_m:  # far enough off: recover
+            if abs(where.cte - self._line_offset[where.index]) > self.noise_cte_limit_m:  # recover
                 self._noise_value = 0.0
             applied = min(max(angle + self._noise_value, -1.0), 1.0)
         return ExpertCommand(angle=angle, throttle=throttle, applied_angle=applied)

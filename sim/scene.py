@@ -215,7 +215,7 @@ def _warehouse_hall(
     for _ in range(3 * style.clutter):  # machines, shelves, white walls and panels far away
         left, width = int(rng.integers(columns)), int(rng.integers(4, 40))
         tall = int(rng.uniform(0.04, 0.3) * focal)
-        grey = rng.uniform(40, 235)
+        grey = 30.0 + 190.0 * rng.random() ** 2  # mostly dark, a few white walls
         colour = np.full(3, grey, np.float32) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
         room[max(0, far - tall) : far + 2, left : left + width] = colour
     for _ in range(style.clutter // 3):  # blue pillars, cabinets
@@ -251,7 +251,7 @@ def _warehouse_hall(
             [[left, floor_line], [left + width, floor_line], [left + width / 2, floor_line - 1.5 * width]]
         )
         cv2.fillPoly(room, [np.round(triangle).astype(np.int32)], (230, 200, 60), cv2.LINE_AA)
-    return room
+    return room * np.array([1.0, 1.0, 0.85], np.float32)  # warm sodium-ish light
 
 
 def _lighting(rng: np.random.Generator, shape: tuple[int, int], style: TrackStyle) -> np.ndarray:

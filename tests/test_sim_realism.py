@@ -18,13 +18,16 @@ REAL_FLOOR_RGB = np.array([101, 99, 62])  # median of the real tub's floor (tubc
 
 
 def drive_one_lap(track: Track, **expert_options) -> tuple[np.ndarray, Simulation, ExpertDriver]:
-    """CTE of every step of one noise-free expert lap."""
+    """CTE of every step of one noise-free expert lap (the arc length of each in `sim.s_driven`)."""
     sim = Simulation(track)
     expert = ExpertDriver(track, sim.vehicle, dt=sim.dt, **expert_options)
-    ctes = []
+    ctes, where = [], []
     while sim.laps < 1 and sim.time_s < 120:
         command = expert.command(sim.state)
-        ctes.append(sim.step(command.angle, command.throttle, render=False).cte)
+        observation = sim.step(command.angle, command.throttle, render=False)
+        ctes.append(observation.cte)
+        where.append(observation.s)
+    sim.s_driven = np.array(where)
     return np.array(ctes), sim, expert
 
 
@@ -53,6 +56,22 @@ def test_lane_offset_in_metres_and_its_errors() -> None:
         lane_offset(track, "middle")
     with pytest.raises(ValueError, match="lane offset"):
         lane_offset(track, "left", track.width_m)
+
+
+def test_corner_cutting_moves_the_line_to_the_inside_of_curves() -> None:
+    track = Track.from_seed(2, "warehouse")
+    plain, plain_sim, _ = drive_one_lap(track, lane="right")
+    cut, cut_sim, _ = drive_one_lap(track, lane="right", corner_cut_m2=0.5)
+    assert cut_sim.interventions == 0
+
+    def by_curve(ctes: np.ndarray, sim: Simulation) -> tuple[float, float]:
+        curvature = track.curvature[[track.index_at(s) for s in sim.s_driven]]
+        return float(ctes[curvature > 0.3].mean()), float(ctes[curvature < -0.3].mean())
+
+    (plain_left, plain_right), (cut_left, cut_right) = by_curve(plain, plain_sim), by_curve(cut, cut_sim)
+    assert cut_left > plain_left + 0.05  # left curves: towards the yellow line
+    assert cut_right < plain_right - 0.05  # right curves: towards the right edge
+    assert cut.min() > -track.width_m / 2  # still on the road
 
 
 def test_the_right_lane_label_steers_for_the_right_lane() -> None:
