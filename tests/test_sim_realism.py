@@ -97,7 +97,7 @@ def test_warehouse_tracks_are_tight_two_lane_tracks_the_expert_drives() -> None:
         style = track.style
         assert style.room == "warehouse" and 0.045 <= style.edge_width_m <= 0.052
         assert np.abs(np.array(style.floor_rgb) - REAL_FLOOR_RGB).max() <= 12
-        _, sim, _ = drive_one_lap(track, lane="right")
+        _, sim, _ = drive_one_lap(track, **preset.driver.options())  # right lane, corners cut
         assert sim.laps == 1 and sim.interventions == 0, seed
     with pytest.raises(ValueError, match="warehouse"):
         Track.from_seed(1, "forest")
