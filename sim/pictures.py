@@ -101,7 +101,8 @@ def save_camera_comparison(
         rows.append(row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
+    picture = cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(out), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise OSError(f"{out}: could not write the picture")
     return out
 
