@@ -33,6 +33,16 @@ class CameraConfig(_Section):
     framerate: float = Field(20.0, gt=0, le=120)
     source: str = Field("0", description="opencv: device index or video file/URL; replay: tub folder")
     rotate_180: bool = False
+    # Where the camera sits and how its lens draws: the simulator renders and the replay warps
+    # with these. Defaults: the real Donkey tub's camera (`tubcar calibrate-camera` measures a tub).
+    height_m: float = Field(0.239, gt=0, le=3, description="lens above the floor")
+    pitch_deg: float = Field(18.7, ge=-10, lt=80, description="tilted down from horizontal")
+    fov_deg: float = Field(
+        90.2, ge=10, le=170, description="horizontal field of view without the lens distortion"
+    )
+    forward_m: float = Field(0.2, ge=-1, le=1, description="ahead of the rear axle")
+    k1: float = Field(-0.090, ge=-2, le=2, description="radial distortion (OpenCV), < 0: barrel")
+    k2: float = Field(0.0, ge=-2, le=2, description="radial distortion (OpenCV), 4th order")
 
 
 class PwmConfig(_Section):
@@ -52,6 +62,10 @@ class SteeringConfig(_Section):
     right_us: float = Field(1100.0, ge=500, le=2500, description="pulse at angle +1 (full right)")
     i2c_address: int | None = Field(None, ge=0x03, le=0x77, description="default: pwm.i2c_address")
     frequency_hz: float | None = Field(None, ge=24, le=1526, description="default: pwm.frequency_hz")
+    # What angle +-1 does to the car (the simulator's and the replay's vehicle model):
+    # it drives a circle of radius wheelbase_m / tan(max_wheel_angle_deg).
+    wheelbase_m: float = Field(0.26, gt=0, le=2, description="front to rear axle")
+    max_wheel_angle_deg: float = Field(20.6, gt=0, lt=60, description="front-wheel angle at angle +-1")
 
     @model_validator(mode="after")
     def _centre_between(self) -> SteeringConfig:
