@@ -41,7 +41,8 @@ def track_map(track: Track, size: int = 800) -> tuple[np.ndarray, np.ndarray]:
     x, y, heading = track.pose_at(0.0)
     start = to_pixels(world_to_map, np.array([[x, y]]))[0]
     normal = np.array([-np.sin(heading), np.cos(heading)]) * track.width_m / 2
-    ends = to_pixels(world_to_map, np.array([[x, y] + normal, [x, y] - normal]))
+    centre = np.array([x, y])
+    ends = to_pixels(world_to_map, np.array([centre + normal, centre - normal]))
     cv2.line(image, tuple(ends[0]), tuple(ends[1]), GREEN, max(2, size // 200), cv2.LINE_AA)
     tip = to_pixels(world_to_map, np.array([[x + np.cos(heading), y + np.sin(heading)]]))[0]
     cv2.arrowedLine(image, tuple(start), tuple(tip), GREEN, max(2, size // 200), cv2.LINE_AA, tipLength=0.3)
@@ -57,7 +58,10 @@ def save_track_picture(track: Track, out: str | Path, views: int = 4) -> Path:
         frames.append(cv2.resize(sim.render(), None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
     strip = np.hstack(frames)
     picture, _ = track_map(track, size=strip.shape[1])
-    label = f"{track.name}: {track.length:.1f} m, width {track.width_m:.2f} m, tightest radius {track.min_radius_m:.2f} m"
+    label = (
+        f"{track.name}: {track.length:.1f} m, width {track.width_m:.2f} m, "
+        f"tightest radius {track.min_radius_m:.2f} m"
+    )
     cv2.putText(picture, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +100,7 @@ def save_camera_comparison(
     for frames in (real_frames, simulated):
         row = cv2.resize(np.hstack(frames), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
         for k in range(count):
-            shifted = np.round(horizon + (k * sim.camera.width * 3, 0)).astype(np.int32)
+            shifted = np.round(horizon + np.array([k * sim.camera.width * 3, 0])).astype(np.int32)
             cv2.polylines(row, [shifted.reshape(-1, 1, 2)], False, RED, 1, cv2.LINE_AA)
         rows.append(row)
     out = Path(out)

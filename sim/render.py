@@ -166,7 +166,7 @@ class Renderer:
 def _packed(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W) uint32 holding RGBA bytes (alpha 0), for fast gathers."""
     rgba = np.ascontiguousarray(
-        cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA) if rgb.size else np.zeros(rgb.shape[:2] + (4,), np.uint8)
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA) if rgb.size else np.zeros((*rgb.shape[:2], 4), np.uint8)
     )
     rgba[:, :, 3] = 0
     return np.ascontiguousarray(rgba.view(np.uint32)[:, :, 0])

@@ -121,11 +121,11 @@ def test_track_file_round_trip_and_errors(tmp_path):
     assert loaded.style == track.style and loaded.width_m == track.width_m and loaded.seed == 9
     broken = tmp_path / "broken.json"
     broken.write_text('{"points": [[0, 0]], ')
-    with pytest.raises(ValueError, match="broken.json"):
+    with pytest.raises(ValueError, match=r"broken\.json"):
         Track.load(broken)
     no_width = tmp_path / "no_width.json"
     no_width.write_text('{"points": [[0, 0], [1, 0], [1, 1]]}')
-    with pytest.raises(ValueError, match="no_width.json.*width_m"):
+    with pytest.raises(ValueError, match=r"no_width\.json.*width_m"):
         Track.load(no_width)
 
 
