@@ -42,9 +42,9 @@ The pieces, for those who need only one:
 """
 
 from sim.camera import CameraModel, intrinsics, view_change_homography
+from sim.effects import ImageEffects
 from sim.expert import ExpertCommand, ExpertDriver
 from sim.recording import record_tub
-from sim.effects import ImageEffects
 from sim.render import Renderer
 from sim.simulation import DEFAULT_DT, Observation, Simulation
 from sim.style import TrackStyle
