@@ -15,44 +15,34 @@ autonomy = 1 - interventions * 6 s / elapsed s (6 s: a human taking over and han
 back, PilotNet's figure). The car drives the recorded speed (PilotNet's choice: it
 scores the steering) or, on request, the pilot's throttle.
 
-The recorded path: simulator tubs carry the car's pose (`sim/x`, `sim/y`, `sim/yaw`).
-Real tubs have no pose, so the path is dead-reckoned: the recorded `user/angle` and
-`user/throttle` drive the same vehicle model (throttle * max_speed_mps is the speed the
-ESC aims for). Its shape is an estimate (wheel slip, the real top speed), but the warp
-and the score only need it locally, where the estimate is good.
+The recorded path (`evaluation.path`): a simulator tub's recorded pose; a real tub's from
+its own pictures (visual odometry, `evaluation.odometry`), with dead reckoning of the labels
+as its fallback and cross-check. The car answers a command a few frames late (measured on
+the recorded drive), so the pilot's commands reach the simulated car as late.
+
+What the pilot sees (`evaluation.warp`): the nearest recorded frame, warped through the
+lens to the car's pose; what that frame never saw comes from its neighbours.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from car.channels import (
-    CAMERA_IMAGE,
-    SIM_CTE,
-    SIM_SPEED,
-    SIM_X,
-    SIM_Y,
-    SIM_YAW,
-    USER_ANGLE,
-    USER_THROTTLE,
-)
+from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE
 from car.contracts import FramePolicy
 from car.tub import Tub, TubProblem, TubRecordError
+from evaluation.path import DEFAULT_RATE_HZ, PATH_SOURCES, RecordedPath, recorded_path
 from evaluation.scoring import autonomy
-from evaluation.warp import warp_frame
+from evaluation.warp import FILLS, warper
 from sim.camera import CameraModel
 from sim.simulation import OFF_TRACK_MARGIN_M
 from sim.vehicle import VehicleModel, VehicleState
-
-DEFAULT_RATE_HZ = 20.0  # the drive loop's rate; used when a tub's timestamps are not credible
-_CREDIBLE_DT_S = (0.01, 0.5)  # median frame interval outside this: timestamps are not real time
 
 
 # ---------------------------------------------------------------------------------- open loop
@@ -136,118 +126,6 @@ def open_loop(
     )
 
 
-# ------------------------------------------------------------------------------ recorded path
-@dataclass
-class RecordedPath:
-    """Where the recorded car was at each record: poses (N, 3) x, y, yaw and speeds (N,).
-
-    `cte` (N,) is the simulator's cross-track error of each record when the tub has it;
-    `positions` (N,) the records' positions in the list the path was built from.
-    """
-
-    poses: np.ndarray
-    speeds: np.ndarray
-    dt_s: float  # seconds between records
-    source: str  # "sim pose" or "dead reckoning"
-    cte: np.ndarray | None = None
-    positions: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        steps = np.diff(self.poses[:, :2], axis=0)
-        # (N,): distance driven from the first record to each record.
-        self.arc_m = np.concatenate([[0.0], np.cumsum(np.hypot(steps[:, 0], steps[:, 1]))])
-        if self.positions is None:
-            self.positions = np.arange(len(self.poses))
-
-    def moving(self, min_step_m: float = 0.01) -> RecordedPath:
-        """The path without records where the car stood still, speeds measured between records.
-
-        A car waiting at the start (or parked mid-session) leaves many records at one
-        spot; they add nothing to a path and would stall a car told to drive their speed.
-        """
-        keep = [0]
-        for position in range(1, len(self.poses)):
-            if self.arc_m[position] - self.arc_m[keep[-1]] >= min_step_m:
-                keep.append(position)
-        keep = np.array(keep)
-        arc, times = self.arc_m[keep], self.positions[keep] * self.dt_s
-        speeds = np.diff(arc) / np.maximum(np.diff(times), 1e-9)  # (K-1,)
-        speeds = np.concatenate([speeds, speeds[-1:]]) if speeds.size else self.speeds[keep]
-        cte = self.cte[keep] if self.cte is not None else None
-        return RecordedPath(self.poses[keep], speeds, self.dt_s, self.source, cte, self.positions[keep])
-
-    def __len__(self) -> int:
-        return len(self.poses)
-
-    def relative(self, index: int, x: float, y: float, yaw: float) -> tuple[float, float, float]:
-        """Pose (x, y, yaw) in record `index`'s car frame: (forward m, left m, heading rad)."""
-        rx, ry, ryaw = self.poses[index]
-        c, s = math.cos(ryaw), math.sin(ryaw)
-        dx, dy = x - rx, y - ry
-        return c * dx + s * dy, -s * dx + c * dy, _wrap(yaw - ryaw)
-
-    def nearest(self, x: float, y: float, hint: int, behind_m: float = 0.5, ahead_m: float = 3.0) -> int:
-        """Index of the record nearest (x, y) within a stretch of path around `hint`.
-
-        Searching only near the last match keeps a lap from snapping to another lap.
-        """
-        low = int(np.searchsorted(self.arc_m, self.arc_m[hint] - behind_m, side="left"))
-        high = int(np.searchsorted(self.arc_m, self.arc_m[hint] + ahead_m, side="right"))
-        high = max(high, min(hint + 2, len(self)))
-        window = self.poses[low:high, :2]
-        distances = np.hypot(window[:, 0] - x, window[:, 1] - y)
-        return low + int(np.argmin(distances))
-
-    def state_at(self, index: int) -> VehicleState:
-        x, y, yaw = self.poses[index]
-        return VehicleState(float(x), float(y), float(yaw), float(self.speeds[index]))
-
-
-def frame_interval_s(records: Sequence[dict[str, Any]], rate_hz: float = DEFAULT_RATE_HZ) -> float:
-    """Median interval of the records' timestamps, or 1/rate_hz when they are not credible.
-
-    Some tubs (test fixtures, copies) were written faster than real time; their
-    timestamps say nothing about the driving, and the drive loop's rate is the truth.
-    """
-    stamps = [r["_timestamp_ms"] for r in records if isinstance(r.get("_timestamp_ms"), (int, float))]
-    if len(stamps) >= 2:
-        dt = statistics.median(np.diff(stamps)) / 1000.0
-        if _CREDIBLE_DT_S[0] <= dt <= _CREDIBLE_DT_S[1]:
-            return float(dt)
-    return 1.0 / rate_hz
-
-
-def _column(records: Sequence[dict[str, Any]], key: str) -> np.ndarray | None:
-    """(N,) values of one numeric field, or None unless every record has it."""
-    if records and all(r.get(key) is not None for r in records):
-        return np.array([r[key] for r in records], dtype=np.float64)
-    return None
-
-
-def recorded_path(
-    records: Sequence[dict[str, Any]], vehicle: VehicleModel, rate_hz: float = DEFAULT_RATE_HZ
-) -> RecordedPath:
-    """The recorded car's path: the simulator's pose if recorded, else dead reckoning."""
-    if not records:
-        raise ValueError("cannot build a path from an empty tub")
-    dt = frame_interval_s(records, rate_hz)
-    pose = [_column(records, key) for key in (SIM_X, SIM_Y, SIM_YAW)]
-    if all(column is not None for column in pose):
-        poses = np.stack(pose, axis=1)  # (N, 3)
-        speeds = _column(records, SIM_SPEED)
-        if speeds is None:
-            steps = np.hypot(*np.diff(poses[:, :2], axis=0).T) / dt
-            speeds = np.concatenate([steps[:1], steps])
-        return RecordedPath(poses, speeds, dt, "sim pose", cte=_column(records, SIM_CTE))
-    state = VehicleState()  # at rest where recording began, as after Donkeycar's auto-record
-    poses, speeds = [], []
-    for record in records:
-        poses.append((state.x, state.y, state.yaw))
-        speeds.append(state.speed)
-        state = vehicle.step(state, record[USER_ANGLE], record[USER_THROTTLE], dt)
-    return RecordedPath(np.array(poses), np.array(speeds), dt, "dead reckoning")
-
-
 # ---------------------------------------------------------------------------- closed loop
 @dataclass(frozen=True)
 class ClosedLoopConfig:
@@ -262,7 +140,11 @@ class ClosedLoopConfig:
     max_heading_deg: float = 45.0  # beyond this the warp is meaningless: the car is lost
     speed: str = "recorded"  # "recorded": the path's speed (PilotNet); "model": pilot throttle
     stall_s: float = 3.0  # with speed="model": no progress this long is an intervention
-    fill: str = "replicate"  # how warped frames fill what the recorded camera never saw
+    fill: str = "neighbours"  # what fills the warped frames where the recorded camera saw nothing
+    path: str = "auto"  # evaluation.path: "auto", "pictures" (ignore a recorded pose), "labels"
+    # Records the car's turn lags a command by; None: as measured on the recorded drive.
+    delay_steps: int | None = None
+    neighbours: tuple[int, ...] = (-1, -2, -3, -5, -8, 1, 2, 3)  # frames that fill, nearest first
 
     def __post_init__(self) -> None:
         if self.speed not in ("recorded", "model"):
@@ -271,6 +153,12 @@ class ClosedLoopConfig:
             raise ValueError("max_offset_m must be > 0 and max_heading_deg in (0, 90)")
         if self.road_half_width_m is not None and self.road_half_width_m <= 0:
             raise ValueError("road_half_width_m must be > 0")
+        if self.fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
+        if self.path not in PATH_SOURCES:
+            raise ValueError(f"path must be one of {PATH_SOURCES}, got {self.path!r}")
+        if self.delay_steps is not None and not 0 <= self.delay_steps <= 20:
+            raise ValueError("delay_steps must be in [0, 20]")
 
 
 @dataclass
@@ -295,6 +183,7 @@ class ClosedLoopResult:
     path: RecordedPath
     config: ClosedLoopConfig
     dt_s: float
+    delay_steps: int
 
     @property
     def interventions(self) -> int:
@@ -304,10 +193,11 @@ class ClosedLoopResult:
     def elapsed_s(self) -> float:
         return len(self.steps) * self.dt_s
 
-    def metrics(self) -> dict[str, float | int | str | None]:
+    def metrics(self) -> dict[str, Any]:
         offsets = np.abs([step.lateral_m for step in self.steps])
         headings = np.degrees(np.abs([step.heading_rad for step in self.steps]))
         ctes = np.abs([step.cte_m for step in self.steps if step.cte_m is not None])
+        path = self.path
         return {
             "autonomy": float(autonomy(self.interventions, self.elapsed_s)),
             "interventions": self.interventions,
@@ -318,10 +208,14 @@ class ClosedLoopResult:
             "mean_cte": float(ctes.mean()) if ctes.size else None,
             "max_cte": float(ctes.max()) if ctes.size else None,
             "steps": len(self.steps),
-            "records": len(self.path),
-            "path": self.path.source,
+            "records": len(path),
+            "path": path.source,
+            "path_m": round(float(path.arc_m[-1]), 3),
+            "path_check": path.check.to_dict() if path.check is not None else None,
+            "delay_steps": self.delay_steps,
             "speed": self.config.speed,
-            "intervention_rule": "road edge" if self._uses_road(self.path) else "offset from path",
+            "recorded_speed_mps": round(float(np.median(path.speeds)), 3),
+            "intervention_rule": "road edge" if self._uses_road(path) else "offset from path",
         }
 
     def _uses_road(self, path: RecordedPath) -> bool:
@@ -383,8 +277,47 @@ def usable_records(tub: Tub, keep: Callable[[dict[str, Any]], bool] | None = Non
     ]
 
 
-def closed_loop(
+@dataclass
+class ReplayTrack:
+    """What every closed-loop run on one stretch of a tub shares: its records and the path
+    (worked out once: from the pictures that takes a while), for several pilots."""
+
+    tub: Tub
+    records: list[dict[str, Any]]  # the usable records of the stretch
+    path: RecordedPath  # where the car moved (records where it stood still dropped)
+
+
+def replay_track(
     tub: Tub,
+    camera: CameraModel,
+    vehicle: VehicleModel = VehicleModel(),
+    config: ClosedLoopConfig = ClosedLoopConfig(),
+    rate_hz: float = DEFAULT_RATE_HZ,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+    progress: Callable[[Iterable], Iterable] = lambda items: items,
+) -> ReplayTrack:
+    """The records and recorded path of the tub (or of the records `keep` selects)."""
+    records = usable_records(tub, keep)
+    if len(records) < 2:
+        raise ValueError(
+            f"{tub.path}: closed-loop replay needs at least 2 usable records, found {len(records)}"
+        )
+    path = recorded_path(
+        records,
+        vehicle,
+        rate_hz,
+        source=config.path,
+        frames=lambda: (tub.load_image(r) for r in records),
+        camera=camera,
+        progress=progress,
+    ).moving()
+    if len(path) < 2:
+        raise ValueError(f"{tub.path}: the car never moves in this tub; there is no path to replay")
+    return ReplayTrack(tub, records, path)
+
+
+def closed_loop(
+    tub: Tub | ReplayTrack,
     pilot: FramePolicy,
     camera: CameraModel,
     vehicle: VehicleModel = VehicleModel(),
@@ -395,28 +328,27 @@ def closed_loop(
 ) -> ClosedLoopResult:
     """Drive the pilot along the tub's recorded path, seeing warped recorded frames.
 
-    Runs until the car reaches the last record. `on_step(frame, step)` receives the frame
+    Runs until the car reaches the last record. `tub` may be a `ReplayTrack` already
+    worked out (several pilots on one stretch). `on_step(frame, step)` receives the frame
     the pilot saw at each step (e.g. to write a video or move a progress bar); `keep`
     selects the records that make the path (one contiguous stretch, e.g. a test block).
+    The pilot's commands reach the car `delay_steps` steps late, as on the recorded drive.
     """
-    records = usable_records(tub, keep)
-    if len(records) < 2:
-        raise ValueError(
-            f"{tub.path}: closed-loop replay needs at least 2 usable records, found {len(records)}"
-        )
-    path = recorded_path(records, vehicle, rate_hz).moving()
-    if len(path) < 2:
-        raise ValueError(f"{tub.path}: the car never moves in this tub; there is no path to replay")
-    frames = _FrameCache(tub, [records[p] for p in path.positions])
+    track = tub if isinstance(tub, ReplayTrack) else replay_track(tub, camera, vehicle, config, rate_hz, keep)
+    path, records = track.path, track.records
+    frames = _FrameCache(track.tub, [records[p] for p in path.positions])
     if frames[0].shape[:2] != (camera.height, camera.width):
         raise ValueError(
-            f"{tub.path}: frames are {frames[0].shape[1]}x{frames[0].shape[0]}, "
+            f"{track.tub.path}: frames are {frames[0].shape[1]}x{frames[0].shape[0]}, "
             f"the camera model is {camera.width}x{camera.height}"
         )
+    warp = warper(camera)
     road = config.road_half_width_m if path.cte is not None else None
     max_heading = math.radians(config.max_heading_deg)
+    delay = path.delay_steps if config.delay_steps is None else config.delay_steps
     dt = path.dt_s
     state, index, steps, last_progress_s = path.state_at(0), 0, [], 0.0
+    pending = _commands_in_flight(path, 0, delay)
     # Enough steps to crawl the path at a quarter of its speed; a stalled car is reset.
     for step_number in range(4 * len(path) + 100):
         time_s = step_number * dt
@@ -427,7 +359,12 @@ def closed_loop(
             last_progress_s = time_s
         forward, lateral, heading = path.relative(index, state.x, state.y, state.yaw)
         cte = float(path.cte[index]) + lateral if path.cte is not None else None
-        frame = warp_frame(frames[index], camera, lateral, heading, forward, fill=config.fill)
+        sources = [
+            (frames[k], path.relative(k, state.x, state.y, state.yaw))
+            for k in (index, *(index + n for n in config.neighbours))
+            if 0 <= k < len(path)
+        ]
+        frame = warp.view(sources, fill=config.fill)
         angle, throttle = pilot.run(frame)
         off_road = abs(cte) > road if road is not None else abs(lateral) > config.max_offset_m
         stalled = config.speed == "model" and time_s - last_progress_s > config.stall_s
@@ -444,16 +381,22 @@ def closed_loop(
             state, last_progress_s = path.state_at(index), time_s
             if config.speed == "model":  # set down stopped, as the simulator does
                 state = VehicleState(state.x, state.y, state.yaw, 0.0)
+            pending = _commands_in_flight(path, index, delay)
             continue
+        pending.append(angle)
+        applied = pending.popleft()
         if config.speed == "recorded":
             speed = float(path.speeds[index])
             state = VehicleState(state.x, state.y, state.yaw, speed)
             throttle = speed / vehicle.max_speed_mps
-        state = vehicle.step(state, angle, throttle, dt)
+        state = vehicle.step(state, applied, throttle, dt)
     if not steps:
-        raise ValueError(f"{tub.path}: the recorded path is too short to replay")
-    return ClosedLoopResult(steps, path, config, dt)
+        raise ValueError(f"{track.tub.path}: the recorded path is too short to replay")
+    return ClosedLoopResult(steps, path, config, dt, delay)
 
 
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+def _commands_in_flight(path: RecordedPath, index: int, delay: int) -> deque[float]:
+    """The `delay` commands on their way to the wheels when the pilot takes over at `index`:
+    the driver's, recorded at the records before it."""
+    angles = [float(a) for a in path.angles[max(0, index - delay) : index]]
+    return deque([float(path.angles[0])] * (delay - len(angles)) + angles)

@@ -33,7 +33,7 @@ from car.tub.lock import EDIT_LOCK_TIMEOUT_S
 from car.tub.manifest import MANIFEST, catalog_files
 from car.tub.reader import V1_EXCLUDE, V1_META
 from car.tub.writer import IMAGES
-from evaluation.replay import frame_interval_s
+from evaluation.path import frame_interval_s
 from evaluation.tags import FrameTags, update_tags
 from studio.errors import NotFound
 from training.data import RecordFilter, filter_reason

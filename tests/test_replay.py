@@ -17,16 +17,10 @@ import pytest
 
 from car.channels import SIM_X, SIM_Y, SIM_YAW
 from car.tub import Tub
+from evaluation.path import frame_interval_s, recorded_path
 from evaluation.reference import YellowLinePilot
-from evaluation.replay import (
-    ClosedLoopConfig,
-    closed_loop,
-    frame_interval_s,
-    open_loop,
-    recorded_path,
-    usable_records,
-)
-from evaluation.warp import warp_frame
+from evaluation.replay import ClosedLoopConfig, closed_loop, open_loop, usable_records
+from evaluation.warp import warp_frame, warper
 from sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
 from sim.simulation import OFF_TRACK_MARGIN_M
 from sim.vehicle import VehicleModel
@@ -100,6 +94,38 @@ def test_warp_without_offset_is_the_frame_and_refuses_other_sizes() -> None:
         warp_frame(frame[:60, :80], CameraModel(), 0.1, 0.0)
 
 
+def test_what_the_recorded_frame_never_saw_comes_from_a_neighbouring_frame() -> None:
+    # The car turned 20 degrees left of the recorded frame: the left of the new view is
+    # missing from it, and a frame recorded a moment earlier, turned further left, saw it.
+    track, camera = Track.from_seed(3), CameraModel()  # with the real car's lens
+    renderer = Renderer(track, camera)
+
+    def pose(s: float, left: float = 0.0, turn_deg: float = 0.0) -> tuple[float, float, float]:
+        x, y, yaw = track.pose_at(s)
+        return x - math.sin(yaw) * left, y + math.cos(yaw) * left, yaw + math.radians(turn_deg)
+
+    def seen_from(source: tuple[float, float, float], target: tuple[float, float, float]):
+        x, y, yaw = source
+        c, s = math.cos(yaw), math.sin(yaw)
+        dx, dy = target[0] - x, target[1] - y
+        return c * dx + s * dy, -s * dx + c * dy, target[2] - yaw
+
+    recorded, earlier, new = pose(5.0), pose(4.7, 0.1, 25.0), pose(5.05, 0.1, 20.0)
+    frames = {p: renderer.render(VehicleState(*p)).copy() for p in (recorded, earlier, new)}
+    sources = [(frames[p], seen_from(p, new)) for p in (recorded, earlier)]
+    warp = warper(camera)
+    _, seen = warp.warp(*sources[0])
+    _, seen_earlier = warp.warp(*sources[1])
+    gap = ~seen & seen_earlier
+    assert gap.sum() > 2000  # a wedge of the new view, and the earlier frame covers it
+
+    def error_in_gap(fill: str) -> float:
+        return float(np.abs(warp.view(sources, fill=fill)[gap].astype(int) - frames[new][gap]).mean())
+
+    assert error_in_gap("neighbours") < 8.0 < error_in_gap("edge")
+    assert (warp.view(sources, fill="neighbours") > 0).any(axis=2).all()  # no black wedge left
+
+
 # ----------------------------------------------------------------------------- the paths
 def test_simulator_tub_path_is_the_recorded_pose(sim_tub: Path) -> None:
     records = usable_records(Tub(sim_tub))
@@ -115,9 +141,9 @@ def test_dead_reckoning_rebuilds_a_noise_free_drive_from_its_labels(tmp_path: Pa
     truth = np.array([[r[SIM_X], r[SIM_Y]] for r in records])
     without_pose = [{k: v for k, v in r.items() if not k.startswith("sim/")} for r in records]
 
-    path = recorded_path(without_pose, VehicleModel())
+    path = recorded_path(without_pose, VehicleModel())  # no frames given: the labels
 
-    assert path.source == "dead reckoning"
+    assert path.source == "labels"
     # The simulator's start pose is not in a real tub: compare in each path's own frame.
     x0, y0, yaw0 = records[0][SIM_X], records[0][SIM_Y], records[0][SIM_YAW]
     c, s = math.cos(yaw0), math.sin(yaw0)
@@ -189,10 +215,13 @@ def test_an_intervention_puts_the_car_back_on_the_recorded_path(sim_tub: Path) -
     assert metrics["autonomy"] == pytest.approx(max(0.0, 1 - 6.0 * metrics["interventions"] / elapsed))
 
 
-def test_closed_loop_on_a_real_tub_dead_reckons_its_path(donkey_tub: Path) -> None:
-    result = closed_loop(Tub(donkey_tub), StraightAhead(), CameraModel())
+def test_closed_loop_on_a_real_tub_takes_its_path_from_the_pictures(donkey_tub: Path) -> None:
+    first_200 = lambda record: record["_index"] < 200  # noqa: E731  (a curve and a straight: enough, and fast)
+    result = closed_loop(Tub(donkey_tub), StraightAhead(), CameraModel(), keep=first_200)
     metrics = result.metrics()
-    assert metrics["path"] == "dead reckoning" and metrics["intervention_rule"] == "offset from path"
+    assert metrics["path"] == "pictures" and metrics["intervention_rule"] == "offset from path"
+    assert metrics["path_check"]["stretches"] > 0  # dead reckoning of the labels beside it
+    assert 0.5 < metrics["recorded_speed_mps"] < 2.0  # measured, not a guessed top speed
     assert metrics["interventions"] > 0  # the real track curves; a pilot that never steers leaves it
     assert 0.0 <= metrics["autonomy"] < 1.0
     assert metrics["max_offset"] >= metrics["mean_offset"] > 0.0
