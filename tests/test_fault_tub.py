@@ -345,3 +345,19 @@ def test_a_tub_whose_manifest_is_unreadable_is_repaired_without_losing_a_record(
     assert result.good_records == 30 and not result.problems
     with TubWriter(path) as writer:
         assert writer.write(fixture.fixture_record(0)) == 30
+
+
+# ------------------------------------------------------------------ the randomized campaign
+
+
+def test_a_randomized_fault_campaign_loses_no_acknowledged_record():
+    """`tubcar bench faults`, short: kill -9 mid-write, corrupt bytes, truncated and deleted files."""
+    import argparse
+
+    from benchmarks import faults
+
+    result = faults.run(argparse.Namespace(rounds=10, seed=1))
+    assert all(result["by_kind"].values()), result["by_kind"]
+    assert result["injected"] == result["survived"] == 10, result["failures"]
+    assert result["records_lost"] == 0, result["lost_indexes"]
+    assert result["recorders_killed_while_writing"] == result["by_kind"]["kill"]
