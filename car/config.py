@@ -35,6 +35,9 @@ class LoopConfig(_Section):
     realtime_priority: int = Field(
         50, ge=0, le=98, description="SCHED_FIFO priority of the loop thread where permitted (0: none)"
     )
+    helper_nice: int = Field(
+        -10, ge=-20, le=0, description="nice of the car's other threads while the loop runs real-time"
+    )
 
 
 class CameraConfig(_Section):

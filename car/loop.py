@@ -26,12 +26,14 @@ Why the rules below:
   within its deadline; the loop then forces the failsafe values for its next
   `release_ticks` good ticks (ticks that finish within the deadline) before it lets the
   parts drive again, through the throttle ramp.
-- `realtime_priority` runs the loop thread under SCHED_FIFO where permitted
-  (`car.realtime`): a busy CPU then delays a tick by microseconds, not by a time slice.
+- `realtime_priority` runs the loop thread under SCHED_FIFO where permitted, and the
+  process's other threads at `helper_nice` (`car.realtime`): a busy CPU then delays a tick
+  by microseconds, not by a time slice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -42,9 +44,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from car import channels, realtime
+from car import channels
 from car.clock import REAL_TIME, Clock
 from car.contracts import Part, ThreadedPart
+from car.realtime import RealTime
 from car.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,7 @@ class Loop:
         max_consecutive_faults: int = 10,
         clock: Clock = REAL_TIME,
         realtime_priority: int = 0,
+        helper_nice: int = 0,
     ) -> None:
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be a positive number, got {rate_hz}")
@@ -138,8 +142,8 @@ class Loop:
         self.period_error = TimingWindow()
         self.tick_time = TimingWindow()
         self.stop_reason = ""
-        self.realtime_priority = realtime_priority
-        self.scheduling = ""  # what the loop thread got, when realtime_priority asked for more
+        self.realtime_priority, self.helper_nice = realtime_priority, helper_nice
+        self.scheduling = ""  # what the OS granted, when realtime_priority asked for more
         self.watchdog: Watchdog | None = None
         self.release_ticks = 0
         self.current_part = ""  # the part the loop thread is running now (the watchdog names it)
@@ -267,17 +271,16 @@ class Loop:
         fault: LoopFault | None = None
         try:
             self.start_threads()
-            if self.realtime_priority:
-                self.scheduling = realtime.set_thread_priority(self.realtime_priority)
-                log.info("loop thread scheduling: %s", self.scheduling)
-            if self.watchdog is not None:
-                self.watchdog.start()
-            fault = self._run_ticks(max_ticks, duration_s, until)
+            with contextlib.ExitStack() as scheduling:
+                if self.realtime_priority:
+                    granted = scheduling.enter_context(RealTime(self.realtime_priority, self.helper_nice))
+                    self.scheduling = granted.scheduling
+                    log.info("loop scheduling: %s", self.scheduling)
+                if self.watchdog is not None:
+                    self.watchdog.start()
+                    scheduling.callback(self.watchdog.stop)
+                fault = self._run_ticks(max_ticks, duration_s, until)
         finally:
-            if self.watchdog is not None:
-                self.watchdog.stop()
-            if self.realtime_priority:
-                realtime.set_normal_priority()
             self.shutdown()
         if fault is not None:
             raise fault

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from car import channels as ch
+from car import realtime
 from car.clock import REAL_TIME, Clock
 from car.contracts import FramePolicy
 from car.tub.errors import TubError
@@ -299,6 +300,7 @@ class Recorder:
                 self._raise_if_failed()  # a dead writer would never make room
 
     def _write_forever(self) -> None:
+        realtime.helper_priority()  # started by the loop thread: not at its real-time priority
         while (record := self._queue.get()) is not None:
             if self.error is not None:
                 self.dropped += 1

@@ -130,6 +130,7 @@ def build_car(
         max_consecutive_faults=config.loop.max_consecutive_faults,
         clock=clock,
         realtime_priority=config.loop.realtime_priority if clock.real_time else 0,
+        helper_nice=config.loop.helper_nice,
     )
     camera = camera if camera is not None else _camera(config, clock)
     built_web_controller = controller is None and config.controller == "web"

@@ -58,8 +58,8 @@ class Watchdog:
             self._thread = None
 
     def _watch(self) -> None:
-        if self.priority:
-            realtime.set_thread_priority(self.priority)
+        if self.priority and not realtime.set_thread_priority(self.priority):
+            log.info("watchdog: no permission for real-time priority %d", self.priority)
         while not self._stop.is_set():
             last = self._last_beat
             overdue = time.monotonic() - last - self.deadline_s
