@@ -314,10 +314,9 @@ class Recorder:
                 self.error = err
                 self.dropped += 1
                 log.error(
-                    "recording stopped: %s; %d records written to %s are safe; the car keeps driving",
-                    err if isinstance(err, TubError) else f"{type(err).__name__}: {err}",
+                    "recording stopped after %d records: %s; the car keeps driving",
                     self.records,
-                    self.path or self.tub_dir,
+                    err if isinstance(err, TubError) else f"{type(err).__name__}: {err}",
                 )
 
     def _open(self) -> TubWriter:

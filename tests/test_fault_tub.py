@@ -336,7 +336,7 @@ def test_check_finds_every_inconsistency_of_the_layout(tmp_path):
 
 def test_a_tub_whose_manifest_is_unreadable_is_repaired_without_losing_a_record(tmp_path):
     path = write_fixture_tub(tmp_path / "tub")
-    (path / MANIFEST).write_bytes(b"\x00" * 40)
+    (path / MANIFEST).write_bytes(b"\xc9\x00" * 40)  # not even UTF-8 (found by `bench faults`)
     with pytest.raises(TubError, match=r"manifest\.json"):
         Tub(path)
     result = check(path, repair=True)

@@ -76,7 +76,7 @@ class RecordFilter:
         """Read a saved filter; ValueError names the file and what is wrong in it."""
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
             raise ValueError(f"{path}: cannot read a record filter ({err})") from None
         if not isinstance(data, dict) or data.pop("format", None) != FILTER_FORMAT:
             raise ValueError(f"{path}: not a record filter (a JSON object with format {FILTER_FORMAT!r})")

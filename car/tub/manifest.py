@@ -55,9 +55,11 @@ class Manifest:
     def read(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST
         try:
-            lines = path.read_text().splitlines()
+            lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as err:
             raise TubError(f"{path}: cannot read ({err.strerror})") from err
+        except UnicodeDecodeError as err:
+            raise TubError(f"{path}: not text (byte {err.start} is not UTF-8): damaged") from err
         if len(lines) < 5:
             raise TubError(f"{path}: has {len(lines)} lines, a v2 tub manifest has 5")
         parsed = []

@@ -143,9 +143,9 @@ class Tub:
     def _read_v1_meta(self) -> dict:
         path = self.path / V1_META
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise TubError(f"{path}: not valid JSON ({err.msg})") from err
+            return json.loads(path.read_bytes())
+        except ValueError as err:  # not JSON, or not UTF-8
+            raise TubError(f"{path}: not valid JSON ({err})") from err
 
     # -- deleted records ----------------------------------------------------------------
     @property
@@ -156,7 +156,7 @@ class Tub:
         if not exclude.exists():
             return set()
         try:
-            return {int(i) for i in json.loads(exclude.read_text())}
+            return {int(i) for i in json.loads(exclude.read_bytes())}
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             raise TubError(f"{exclude}: must be a JSON list of record indexes ({err})") from err
 
