@@ -197,15 +197,19 @@ class VisualOdometry:
 
     def measure(
         self,
-        frames: Iterable[np.ndarray],
+        frames: Iterable[np.ndarray | None],
         progress: Callable[[Iterable], Iterable] = lambda items: items,
     ) -> list[Motion]:
-        """The motions between consecutive frames ((N - 1) of them for N frames)."""
+        """The motions between consecutive frames ((N - 1) of them for N frames); the
+        steps into and out of a missing frame (None: it did not decode) are unreliable."""
         motions: list[Motion] = []
-        previous = None
+        previous, first = None, True
         for frame in progress(frames):
-            current = (frame, self.floor.tape(frame), self.far.view(frame))
-            if previous is not None:
+            if not first and (frame is None or previous is None):
+                motions.append(Motion(0.0, 0.0, 0.0, False, "none", 0.0))
+            first = False
+            current = None if frame is None else (frame, self.floor.tape(frame), self.far.view(frame))
+            if previous is not None and current is not None:
                 guesses = [(m.forward_m, m.left_m) for m in motions[-1:] if m.reliable]
                 recent = [m.forward_m for m in motions[-20:] if m.reliable and m.forward_m > 0]
                 typical = float(np.median(recent)) if recent else 0.05

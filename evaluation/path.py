@@ -215,7 +215,9 @@ def recorded_path(
         )
     if source != "labels" and frames is not None and camera is not None:
         motions = VisualOdometry(camera).measure(frames(), progress)
-        return _pictures_path(motions, vehicle, dt, angles)
+        if source == "pictures" or any(m.reliable and m.forward_m > 0 for m in motions):
+            return _pictures_path(motions, vehicle, dt, angles)
+        # "auto" and no picture shows the car moving (no floor in view): the labels are all there is.
     if source == "pictures":
         raise ValueError("a path from the pictures needs the frames and the camera that took them")
     throttles = np.array([r[USER_THROTTLE] for r in records], dtype=np.float64)
