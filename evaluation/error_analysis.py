@@ -231,7 +231,9 @@ def _plot_shares(axis, groups: Sequence[GroupError]) -> None:
 def draw_steering(
     frame: np.ndarray, recorded: float, predicted: float, scale: int = 3, text: Sequence[str] = ()
 ) -> np.ndarray:
-    """The frame enlarged, with recorded (green) and predicted (red) steering as lines.
+    """The frame enlarged, with recorded (green) and predicted (red) steering as lines,
+    and the `text` lines in a black strip below it (drawn once, off the picture: text
+    over a busy frame is unreadable at 160x120, however it is outlined).
 
     Each line leaves the bottom centre tilted by the command (+1 = full right = 45 degrees).
     """
@@ -247,12 +249,14 @@ def draw_steering(
         theta = np.clip(value, -1.0, 1.0) * np.pi / 4
         tip = (int(base[0] + length * np.sin(theta)), int(base[1] - length * np.cos(theta)))
         cv2.line(image, base, tip, colour, max(2, scale), cv2.LINE_AA)
+    if not text:
+        return image
+    line_px, font = int(round(11 * scale)), 0.22 * scale
+    strip = np.zeros((line_px * len(text) + scale * 2, width, 3), dtype=np.uint8)
     for row, line in enumerate(text):
-        cv2.putText(image, line, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(
-            image, line, (4, 14 + 14 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
-        )
-    return image
+        origin = (2 * scale, line_px * (row + 1) - 2 * scale + scale)
+        cv2.putText(strip, line, origin, cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.vstack([image, strip])
 
 
 def _save(fig, path: str | Path) -> Path:

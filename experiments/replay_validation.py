@@ -6,6 +6,11 @@ ground truth: it renders what the car really sees) and replaying the recorded la
 the flat-ground warp (`tubcar replay --closed-loop`). The two must agree: the same
 verdicts, and the same ranking (Spearman's rank correlation of each figure).
 
+As if real: the same recorded lap replayed with its pose ignored, the path taken from its
+pictures (visual odometry, as for a real tub) and the real tubs' intervention rule (an
+offset from the recorded path); it too must give the simulator's verdicts. The odometry's
+path is checked against the recorded pose: median drift per metre travelled.
+
 Pilots: TFLite bundles trained here: `well-trained` (up to `epochs`, early stopping),
 `under-trained` (one epoch on a fifth of the data), `biased` (the well-trained model with
 +0.35 added to its steering in model.json: a mis-set trim), `untrained` (random
@@ -28,11 +33,20 @@ from scipy.stats import spearmanr
 from car.bundle import load_card, save_card
 from car.pilot import Pilot
 from car.tub import Tub
-from evaluation.reference import YellowLinePilot
-from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, road_half_width_m
+from evaluation.path import PathCheck, compare_paths, recorded_path
+from evaluation.reference import StraightPilot, YellowLinePilot
+from evaluation.replay import (
+    ClosedLoopConfig,
+    ReplayTrack,
+    camera_for_tub,
+    closed_loop,
+    replay_track,
+    road_half_width_m,
+)
 from evaluation.scoring import camera_pilot, score
+from evaluation.verdict import verdict
 from evaluation.warp import warp_frame
-from sim import Renderer, Simulation, Track, VehicleState, record_tub
+from sim import Renderer, Simulation, Track, VehicleModel, VehicleState, record_tub
 from training.data import RecordFilter
 from training.fit import FitConfig
 from training.flags import flag
@@ -51,6 +65,10 @@ TABLE_COLUMNS = (
     "sim_mean_cte",
     "replay_mean_cte",
     "replay_model_speed_autonomy",
+    "as_real_autonomy",
+    "as_real_mean_offset",
+    "sim_verdict",
+    "as_real_verdict",
 )
 
 
@@ -83,18 +101,33 @@ def run_validation(plan: ValidationPlan, out: Path, log: Callable[[str], None] =
     bundles = train_models(out / "models", train_tub, plan.epochs)
     pilots: dict[str, Any] = {name: Pilot.load(bundle) for name, bundle in bundles.items()}
     pilots.update(reference_pilots())
-    rows = []
-    for name, pilot in pilots.items():
-        rows.append({"model": name, **compare(track, replay_tub, pilot, plan.sim_laps)})
-        log(json.dumps(rows[-1]))
-    agreement = agree(rows)
-    fidelity = warp_fidelity(track, replay_tub, bundles["well-trained"])
-    results = {"rows": rows, "agreement": agreement, "warp_fidelity": fidelity}
+    results = validate(track, replay_tub, pilots, plan.sim_laps, log)
+    results["warp_fidelity"] = warp_fidelity(track, replay_tub, bundles["well-trained"])
     (out / "validation.json").write_text(json.dumps(results, indent=2))
     (out / "validation.md").write_text(
-        table(rows) + "\n\n" + json.dumps(agreement, indent=2) + "\n\n" + fidelity_table(fidelity) + "\n"
+        table(results["rows"])
+        + "\n\n"
+        + json.dumps({**results["agreement"], **results["as_real"]}, indent=2)
+        + "\n\n"
+        + fidelity_table(results["warp_fidelity"])
+        + "\n"
     )
     return results
+
+
+def validate(
+    track: Track, replay_tub: Path, pilots: dict[str, Any], sim_laps: int, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Every pilot in the simulator, in replay and in replay as if real; how they agree."""
+    tub = Tub(replay_tub)
+    camera = camera_for_tub(tub)
+    with_pose = replay_track(tub, camera, config=ClosedLoopConfig(road_half_width_m=road_half_width_m(tub)))
+    as_real = replay_track(tub, camera, config=ClosedLoopConfig(path="pictures"))
+    rows = []
+    for name, pilot in pilots.items():
+        rows.append({"model": name, **compare(track, with_pose, as_real, pilot, sim_laps)})
+        log(json.dumps(rows[-1]))
+    return {"rows": rows, "agreement": agree(rows), "as_real": as_real_summary(rows, odometry_error(as_real))}
 
 
 def record_tubs(plan: ValidationPlan, track: Track, folder: Path) -> tuple[Path, Path]:
@@ -130,19 +163,24 @@ def train_models(folder: Path, train_tub: Path, epochs: int) -> dict[str, Path]:
     return bundles
 
 
-def reference_pilots() -> dict[str, YellowLinePilot]:
+def reference_pilots() -> dict[str, Any]:
     return {
+        "never steers (reference)": StraightPilot(),
         "line follower (reference)": YellowLinePilot(),
         "line follower, trim +0.15 (reference)": YellowLinePilot(bias=0.15),
         "steers away from the line (reference)": YellowLinePilot(sign=-1.0),
     }
 
 
-def compare(track: Track, replay_tub: Path, pilot: Any, sim_laps: int) -> dict[str, float]:
-    """One pilot's figures in the simulator and in replay (at the recorded and at its own speed)."""
+def compare(
+    track: Track, with_pose: ReplayTrack, as_real: ReplayTrack, pilot: Any, sim_laps: int
+) -> dict[str, Any]:
+    """One pilot's figures in the simulator, in replay (at the recorded and at its own
+    speed) and in replay as if real (path from the pictures, recorded speed)."""
     sim = sim_score(track, pilot, sim_laps)
-    recorded_speed = replay_score(replay_tub, pilot, "recorded")
-    model_speed = replay_score(replay_tub, pilot, "model")
+    recorded_speed = replay_score(with_pose, pilot, "recorded")
+    model_speed = replay_score(with_pose, pilot, "model")
+    real = replay_score(as_real, pilot, "recorded")
     return {
         "sim_autonomy": sim["autonomy"],
         "sim_interventions_per_min": per_minute(sim),
@@ -153,6 +191,11 @@ def compare(track: Track, replay_tub: Path, pilot: Any, sim_laps: int) -> dict[s
         "replay_mean_offset": recorded_speed["mean_offset"],
         "replay_model_speed_autonomy": model_speed["autonomy"],
         "replay_model_speed_interventions_per_min": per_minute(model_speed),
+        "as_real_autonomy": real["autonomy"],
+        "as_real_interventions_per_min": per_minute(real),
+        "as_real_mean_offset": real["mean_offset"],
+        "sim_verdict": verdict(sim["autonomy"]),
+        "as_real_verdict": verdict(real["autonomy"]),
     }
 
 
@@ -165,26 +208,49 @@ def sim_score(track: Track, pilot: Any, laps: int) -> dict[str, Any]:
     return score(camera_pilot(pilot.run), Simulation(track), laps=laps)
 
 
-def replay_score(tub: Path, pilot: Any, speed: str) -> dict[str, Any]:
-    """Closed-loop replay of the recorded lap, as tubcar replay --closed-loop does."""
-    recorded = Tub(tub)
-    config = ClosedLoopConfig(road_half_width_m=road_half_width_m(recorded), speed=speed)
-    return closed_loop(recorded, pilot, camera_for_tub(recorded), config=config).metrics()
+def replay_score(track: ReplayTrack, pilot: Any, speed: str) -> dict[str, Any]:
+    """Closed-loop replay of the recorded lap, as tubcar replay --closed-loop does: the
+    simulator's road rule where the path is the recorded pose, else the offset rule."""
+    road = road_half_width_m(track.tub) if track.path.cte is not None else None
+    config = ClosedLoopConfig(road_half_width_m=road, speed=speed)
+    return closed_loop(track, pilot, camera_for_tub(track.tub), config=config).metrics()
+
+
+def odometry_error(as_real: ReplayTrack) -> PathCheck:
+    """How far the path from the pictures drifts from the recorded pose, per metre."""
+    truth = recorded_path(as_real.records, VehicleModel())
+    return compare_paths(as_real.path.poses, truth.poses[as_real.path.positions])
+
+
+def as_real_summary(rows: list[dict[str, Any]], odometry: PathCheck) -> dict[str, Any]:
+    """The keys of `tubcar replay-validation --json`."""
+    return {
+        "pilots": len(rows),
+        "as_real_agree": sum(row["sim_verdict"] == row["as_real_verdict"] for row in rows),
+        "as_real_spearman_autonomy": rank_correlation(rows, "sim_autonomy", "as_real_autonomy"),
+        "as_real_spearman_mean_offset": rank_correlation(rows, "sim_mean_cte", "as_real_mean_offset"),
+        "vo_position_error_m_per_m": round(odometry.position_m_per_m, 4),
+        "vo_heading_error_deg_per_m": round(odometry.heading_deg_per_m, 3),
+    }
+
+
+def rank_correlation(rows: list[dict[str, Any]], first: str, second: str) -> float:
+    """Spearman's rank correlation of two figures over the pilots; nan when either has no
+    ranking (all equal: spearmanr would warn and say nan)."""
+    a, b = [row[first] for row in rows], [row[second] for row in rows]
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
 
 
 def agree(rows: list[dict[str, Any]]) -> dict[str, float]:
     """How well replay ranks the pilots as the simulator does (Spearman), and the autonomy gap."""
-
-    def rank_correlation(figure: str) -> float:
-        sim, replay = ([row[f"{where}_{figure}"] for row in rows] for where in ("sim", "replay"))
-        if len(set(sim)) < 2 or len(set(replay)) < 2:
-            return float("nan")  # no ranking to agree with (spearmanr would warn and say nan)
-        return float(spearmanr(sim, replay).statistic)
-
     return {
-        "spearman_autonomy": rank_correlation("autonomy"),
-        "spearman_interventions_per_min": rank_correlation("interventions_per_min"),
-        "spearman_mean_cte": rank_correlation("mean_cte"),
+        "spearman_autonomy": rank_correlation(rows, "sim_autonomy", "replay_autonomy"),
+        "spearman_interventions_per_min": rank_correlation(
+            rows, "sim_interventions_per_min", "replay_interventions_per_min"
+        ),
+        "spearman_mean_cte": rank_correlation(rows, "sim_mean_cte", "replay_mean_cte"),
         "mean_abs_autonomy_difference": float(
             np.mean([abs(row["sim_autonomy"] - row["replay_autonomy"]) for row in rows])
         ),

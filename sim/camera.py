@@ -106,7 +106,13 @@ class CameraModel:
         cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
         right = (sin_yaw, -cos_yaw, 0.0)
         forward = (cos_yaw * math.cos(pitch), sin_yaw * math.cos(pitch), -math.sin(pitch))
-        down = np.cross(forward, right)
+        # forward x right, written out: np.cross costs more than the rest of this method
+        # and replay calls it a few times per warped frame.
+        down = (
+            forward[1] * right[2] - forward[2] * right[1],
+            forward[2] * right[0] - forward[0] * right[2],
+            forward[0] * right[1] - forward[1] * right[0],
+        )
         rotation = np.array([right, down, forward])
         centre = np.array([x + self.forward_m * cos_yaw, y + self.forward_m * sin_yaw, self.height_m])
         return rotation, centre

@@ -9,8 +9,11 @@ frames tagged in `tubcar studio` (tags.json), the steering error is also reporte
     tubcar replay --tub data/tub_1 --model models/fast
 
 Closed loop: the model drives a simulated car along the recorded path and sees recorded
-frames warped to where its own driving put the car (PilotNet's evaluation); prints
-autonomy, interventions and lateral offsets, and writes closed_loop.mp4.
+frames warped to where its own driving put the car (PilotNet's evaluation). A real tub's
+path comes from its pictures (visual odometry on the floor; dead reckoning of the labels
+beside it as a cross-check). Prints autonomy, interventions and lateral offsets beside two
+reference pilots on the same replay (one that never steers, the lane-marking follower)
+and a sentence on what the score means; writes closed_loop.mp4.
 
     tubcar replay --closed-loop --tub data/tub_1 --model models/fast
 
@@ -33,8 +36,17 @@ from car.config import ConfigError, load_config
 from car.pilot import Pilot
 from car.tub import Tub, TubError
 from car.tub.ranges import parse_index_range
-from evaluation.replay import ClosedLoopConfig, camera_for_tub, closed_loop, open_loop, road_half_width_m
+from evaluation.path import PATH_SOURCES
+from evaluation.replay import (
+    ClosedLoopConfig,
+    camera_for_tub,
+    closed_loop,
+    open_loop,
+    replay_track,
+    road_half_width_m,
+)
 from evaluation.tags import TAGS_FILE, FrameTags, error_by_tag
+from evaluation.verdict import advice, reference_scores
 from sim.vehicle import VehicleModel
 
 CAMERA_FLAGS = {
@@ -95,7 +107,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-speed",
         type=float,
         default=VehicleModel.max_speed_mps,
-        help="m/s at throttle 1, for dead reckoning real tubs (%(default)s)",
+        help="m/s at throttle 1: only when the path is dead-reckoned from the labels (%(default)s)",
+    )
+    loop.add_argument(
+        "--path",
+        choices=PATH_SOURCES,
+        default="auto",
+        help="where the recorded path comes from: auto (a simulator tub's pose, else the pictures, "
+        "else the labels), pictures (visual odometry, any pose ignored), labels (dead reckoning)",
     )
     return parser.parse_args(argv)
 
@@ -168,6 +187,7 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
         max_heading_deg=args.max_heading,
         speed=args.speed,
         road_half_width_m=road_half_width_m(tub),
+        path=args.path,
     )
     rate = car_config.loop.rate_hz if car_config else 20.0
     video = None if args.no_video else ea.ReplayVideo(out / "closed_loop.mp4", fps=rate, scale=2)
@@ -182,11 +202,21 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
         text = ea.closed_loop_caption(step, count["interventions"])
         video.add(frame, math.nan, step.angle, text, alert=step.intervention)
 
-    result = closed_loop(
-        tub, pilot, camera, vehicle, config, rate_hz=rate, on_step=on_step, keep=record_range(args)
+    track = replay_track(
+        tub,
+        camera,
+        vehicle,
+        config,
+        rate,
+        keep=record_range(args),
+        progress=lambda items: tqdm(items, desc="path from the pictures", unit="frame", disable=args.json),
     )
+    result = closed_loop(track, pilot, camera, vehicle, config, rate_hz=rate, on_step=on_step)
     bar.close()
     metrics = result.metrics()
+    metrics["path_description"] = track.path.describe()
+    metrics["reference"] = reference_scores(track, camera, vehicle, config, rate)
+    metrics["advice"] = advice(metrics["autonomy"], metrics["reference"])
     metrics["camera"] = camera.__dict__.copy()
     if video:
         metrics["files"] = {"video": str(video.close())}
@@ -207,11 +237,17 @@ def print_summary(metrics: dict, closed: bool) -> None:
             f"closed loop over {metrics['records']} records ({metrics['path']} path, "
             f"{metrics['speed']} speed): {metrics['elapsed_s']:.1f} s driven"
         )
-        print(
-            f"  autonomy {metrics['autonomy']:.3f}   interventions {metrics['interventions']}   "
-            f"offset mean {metrics['mean_offset']:.3f} m, max {metrics['max_offset']:.3f} m   "
-            f"heading error mean {metrics['mean_heading_error_deg']:.1f} deg"
-        )
+        print(f"  {metrics['path_description']}")
+        rows = [("model", metrics)] + [
+            (f"{name.replace('_', ' ')} (reference)", figures)
+            for name, figures in metrics["reference"].items()
+        ]
+        for name, figures in rows:
+            print(
+                f"  {name:26} autonomy {figures['autonomy']:.3f}   interventions {figures['interventions']:3}"
+                f"   offset mean {figures['mean_offset']:.3f} m, max {figures['max_offset']:.3f} m"
+            )
+        print(f"  {metrics['advice']}")
     else:
         print(f"open loop over {metrics['frames']} frames ({metrics['skipped']} skipped)")
         for name in ("steering", "throttle"):
