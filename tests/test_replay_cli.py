@@ -117,6 +117,11 @@ def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
     assert metrics["path"] == "sim pose" and metrics["intervention_rule"] == "road edge"
     assert metrics["camera"]["pitch_deg"] == Tub(sim_tub).metadata["camera"]["pitch_deg"]
     assert _video_frames(Path(metrics["files"]["video"])) == metrics["steps"]
+    # Beside the model, the references on the same replay: they set the scale of its score.
+    reference = metrics["reference"]
+    assert reference["lane_follower"]["autonomy"] >= 0.9 and reference["lane_follower"]["interventions"] == 0
+    assert reference["straight"]["autonomy"] <= 0.3
+    assert metrics["advice"].endswith(".") and len(metrics["advice"]) > 40
 
 
 def test_closed_loop_camera_flags_override_the_recorded_camera(
@@ -136,9 +141,12 @@ def test_closed_loop_camera_flags_override_the_recorded_camera(
         "25",
         "--camera-height",
         "0.15",
+        "--fill-picture",
     )
     assert metrics["camera"]["pitch_deg"] == 25.0 and metrics["camera"]["height_m"] == 0.15
-    assert "files" not in metrics
+    assert set(metrics["files"]) == {"fill_picture"}  # --no-video: no MP4
+    picture = cv2.imread(metrics["files"]["fill_picture"])
+    assert picture.shape[1] == 3 * 2 * 160 and picture.shape[0] > 3 * 2 * 120  # 3 offsets x 3 fills
 
 
 def test_a_broken_bundle_is_an_error_naming_the_file(

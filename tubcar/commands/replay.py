@@ -110,6 +110,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="m/s at throttle 1: only when the path is dead-reckoned from the labels (%(default)s)",
     )
     loop.add_argument(
+        "--fill-picture",
+        action="store_true",
+        help="also write fill.png: a recorded frame warped off the path, each fill (black, edge, neighbours)",
+    )
+    loop.add_argument(
         "--path",
         choices=PATH_SOURCES,
         default="auto",
@@ -218,8 +223,15 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
     metrics["reference"] = reference_scores(track, camera, vehicle, config, rate)
     metrics["advice"] = advice(metrics["autonomy"], metrics["reference"])
     metrics["camera"] = camera.__dict__.copy()
+    files = {}
     if video:
-        metrics["files"] = {"video": str(video.close())}
+        files["video"] = video.close()
+    if args.fill_picture:
+        from evaluation.fill_picture import fill_picture
+
+        files["fill_picture"] = fill_picture(track, camera, out / "fill.png")
+    if files:
+        metrics["files"] = {name: str(path) for name, path in files.items()}
     return metrics
 
 
