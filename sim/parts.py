@@ -178,15 +178,9 @@ class ExpertController:
     tub_fields: tuple[tuple[str, str], ...] = ()
 
     def __init__(
-        self,
-        sim: Simulation,
-        *,
-        noise: float = 0.0,
-        seed: int = 0,
-        clock: Clock = REAL_TIME,
-        **expert_options: Any,
+        self, sim: Simulation, *, noise: float = 0.0, seed: int = 0, clock: Clock = REAL_TIME
     ) -> None:
-        self.expert = SimExpert(sim, noise=noise, seed=seed, **expert_options)
+        self.expert = SimExpert(sim, noise=noise, seed=seed)
         self.noise, self.seed = noise, seed
         self.clock = clock
         self._noise_now = 0.0

@@ -35,13 +35,9 @@ def record_tub(
     seed: int = 0,
     max_seconds: float | None = None,
     progress: bool = True,
-    expert_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Let the expert drive `laps` laps with steering `noise` and write every step to the
-    tub at `out` (created, or appended to). Returns a summary of what was recorded.
-
-    `expert_options` go to the `ExpertDriver` (its lane, corner cutting: a preset's
-    `driver.options()`)."""
+    tub at `out` (created, or appended to). Returns a summary of what was recorded."""
     if laps < 1:
         raise ValueError(f"laps must be >= 1, got {laps}")
     limit_s = 60.0 + laps * sim.track.length / 0.5 if max_seconds is None else max_seconds
@@ -58,7 +54,7 @@ def record_tub(
 
     sim.reset()  # renders the first frame, building the textures before the loop starts
     clock = SteppedClock()
-    expert = ExpertController(sim, noise=noise, seed=seed, clock=clock, **(expert_options or {}))
+    expert = ExpertController(sim, noise=noise, seed=seed, clock=clock)
     car = build_car(
         simulator_config(sim),
         camera=SimCamera(sim, clock),
