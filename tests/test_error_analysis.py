@@ -106,6 +106,11 @@ def test_replay_video_writes_every_frame(tmp_path: Path) -> None:
         ok, image = capture.read()
         if not ok:
             break
-        assert image.shape == (240, 320, 3)
+        k = count
+        # The caption sits in a strip below the enlarged frame, not over the picture.
+        assert image.shape[1] == 320 and 240 < image.shape[0] < 300
+        assert image[240:].max() > 200  # white text on black
+        if k != 3:  # (frame 3 has the red border)
+            assert np.abs(image[10:40, 10:150].astype(int) - 90).max() < 12  # the picture's corner is clean
         count += 1
     assert count == video.frames == 15
