@@ -7,8 +7,9 @@ the flat-ground warp (`tubcar replay --closed-loop`). The two must agree: the sa
 verdicts, and the same ranking (Spearman's rank correlation of each figure).
 
 As if real: the same recorded lap replayed with its pose ignored, the path taken from its
-pictures (visual odometry, as for a real tub) and the real tubs' intervention rule (an
-offset from the recorded path); it too must give the simulator's verdicts. The odometry's
+pictures (visual odometry, as for a real tub) and a real tub's kind of intervention rule
+(an offset from the recorded path, set to the simulator's road edge: half the road
+width plus its margin); it too must give the simulator's verdicts. The odometry's
 path is checked against the recorded pose: median drift per metre travelled.
 
 Pilots: TFLite bundles trained here: `well-trained` (up to `epochs`, early stopping),
@@ -180,7 +181,7 @@ def compare(
     sim = sim_score(track, pilot, sim_laps)
     recorded_speed = replay_score(with_pose, pilot, "recorded")
     model_speed = replay_score(with_pose, pilot, "model")
-    real = replay_score(as_real, pilot, "recorded")
+    real = replay_score(as_real, pilot, "recorded", max_offset_m=road_half_width_m(as_real.tub))
     return {
         "sim_autonomy": sim["autonomy"],
         "sim_interventions_per_min": per_minute(sim),
@@ -208,11 +209,17 @@ def sim_score(track: Track, pilot: Any, laps: int) -> dict[str, Any]:
     return score(camera_pilot(pilot.run), Simulation(track), laps=laps)
 
 
-def replay_score(track: ReplayTrack, pilot: Any, speed: str) -> dict[str, Any]:
+def replay_score(
+    track: ReplayTrack, pilot: Any, speed: str, max_offset_m: float | None = None
+) -> dict[str, Any]:
     """Closed-loop replay of the recorded lap, as tubcar replay --closed-loop does: the
-    simulator's road rule where the path is the recorded pose, else the offset rule."""
+    simulator's road rule where the path is the recorded pose, else an offset from the
+    path (`max_offset_m`: as if real, the road's half width and margin, the simulator's
+    rule measured from the recorded path instead of the centre line)."""
     road = road_half_width_m(track.tub) if track.path.cte is not None else None
     config = ClosedLoopConfig(road_half_width_m=road, speed=speed)
+    if max_offset_m is not None:
+        config = replace(config, max_offset_m=max_offset_m)
     return closed_loop(track, pilot, camera_for_tub(track.tub), config=config).metrics()
 
 
