@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -116,7 +117,8 @@ def test_example_config_is_valid_and_documents_every_default():
     example = os.path.join(REPO, "config", "car.example.toml")
     defaults = parse_config({}).model_dump()
     assert load_config(example).model_dump() == defaults
-    text = open(example).read()
+    with open(example, encoding="utf-8") as file:
+        text = file.read()
     for key, value in defaults.items():  # every key is in the file, set or commented out
         if isinstance(value, dict):
             section = re.search(rf"^\[{key}\][^\n]*\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
@@ -138,7 +140,7 @@ def test_config_errors_name_the_key(tmp_path):
     assert "throttle.max_reverse: Input should be less than or equal to 1" in message
     assert "loop.rate_hz:" in message
     path.write_text("[steering]\nleft_us = 1400\ncentre_us = 1500\nright_us = 1450\n")
-    with pytest.raises(ConfigError, match="steering: .*centre_us must lie strictly between"):
+    with pytest.raises(ConfigError, match=r"steering: .*centre_us must lie strictly between"):
         load_config(path)
     path.write_text("name = 'x\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -170,7 +172,7 @@ def test_gamepad_reads_linux_js_events_from_the_device(tmp_path):
         deadline = time.monotonic() + 2
         while not pad.recording and time.monotonic() < deadline:
             time.sleep(0.01)
-        angle, throttle, mode, recording, cap, alive = pad.run()
+        angle, throttle, mode, recording, _cap, alive = pad.run()
         assert angle == pytest.approx(0.5, abs=1e-3) and throttle == pytest.approx(1.0)
         assert (mode, recording) == (ch.MODE_LOCAL_ANGLE, True)
         assert alive == pytest.approx(time.monotonic(), abs=0.1)
@@ -210,7 +212,7 @@ def test_opencv_camera_plays_a_video_file_as_a_live_camera(tmp_path):
 class FakePicamera2:
     """The picamera2 calls PiCamera makes, with libcamera's BGR buffers and sensor timestamps."""
 
-    instances: list[FakePicamera2] = []
+    instances: ClassVar[list[FakePicamera2]] = []
 
     def __init__(self) -> None:
         self.configured, self.started, self.released = None, False, 0
@@ -283,6 +285,6 @@ def test_tub_camera_replays_real_frames_then_goes_stale(donkey_tub):
     frame, stamp = camera.run()
     assert frame.shape == (120, 160, 3) and stamp is not None
     for _ in range(len(camera.tub) + 5):
-        last, last_stamp = camera.run()
+        _frame, last_stamp = camera.run()
     assert camera.frames == len(camera.tub) - len(camera.tub.problems)
     assert camera.run()[1] == last_stamp  # no new timestamp after the end
