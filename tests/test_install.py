@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,8 +23,12 @@ FIXTURE_TUB = REPO / "tests" / "fixtures" / "donkeycar_v2_tub"
 @pytest.fixture(scope="module")
 def car_wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"  # a copy: setuptools leaves build/ and *.egg-info in the tree it builds
+    shutil.copytree(
+        REPO, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "runs", "data", "tests")
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, REPO],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, source],
         env={**os.environ, "TUBCAR_INSTALL": "car"},
         check=True,
         timeout=300,

@@ -1,1 +1,0 @@
-"""How a human drives the car: the web page (phone or desktop) and a gamepad."""

@@ -1,1 +1,0 @@
-"""One module per `tubcar` subcommand, each with `main(argv) -> exit code`."""
