@@ -452,7 +452,8 @@ def test_loop_benchmark_runs_the_cars_own_loop_and_records(tmp_path, bundles):
 
     car = build_bench_car(bundles[0], tmp_path / "data", rate_hz=50.0, track=1)
     car.loop.run(max_ticks=25)
-    assert car.recorder.records == 25 and len(Tub(car.recorder.path)) == 25
+    # every tick the car moved (not the first, whose ramp starts at 0, nor a watchdog's hold)
+    assert 10 < car.recorder.records == len(Tub(car.recorder.path)) <= 24
     assert car.pilot.latency_stats()["count"] == 25
     assert list(car.loop.stats()["parts"]) == [
         "camera",
@@ -460,8 +461,8 @@ def test_loop_benchmark_runs_the_cars_own_loop_and_records(tmp_path, bundles):
         "pilot",
         "mixer",
         "failsafe",
-        "recorder",
         "limiter",
         "actuator",
+        "recorder",
     ]
     assert car.loop.stats()["faulted_ticks"] == 0 and car.loop.memory[ch.FAILSAFE] == ""
