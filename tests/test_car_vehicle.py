@@ -226,7 +226,9 @@ def test_silent_controller_brings_throttle_to_neutral_within_half_a_second(tmp_p
 
 def test_stale_camera_frame_brings_pwm_throttle_to_neutral(tmp_path, donkey_tub):
     """The real PCA9685 path on a fake I2C bus, frames from a tub that runs out."""
-    from test_car_actuator import FakePCA9685Bus, datasheet_ticks
+    from test_car_actuator import datasheet_ticks
+
+    from car.fake_i2c import FakePCA9685Bus
 
     short = tmp_path / "short_tub"
     with TubWriter(short, [ch.CAMERA_IMAGE], ["image_array"]) as writer:
