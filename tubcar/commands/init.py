@@ -9,9 +9,11 @@ An existing car.toml is never overwritten: it is checked, and kept.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from car.car_folder import create_car_folder
+from car.config import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -21,7 +23,11 @@ def main(argv: list[str] | None = None) -> int | None:
     parser.add_argument("folder", type=Path, help="the car's folder (made if missing)")
     parser.add_argument("--name", help="the car's name in its config (default: the folder's name)")
     args = parser.parse_args(argv)
-    folder = create_car_folder(args.folder, args.name)
+    try:
+        folder = create_car_folder(args.folder, args.name)
+    except ConfigError as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return 2
     if folder.config_created:
         print(f"wrote {folder.config} (every setting, with its default and a comment)")
     else:
