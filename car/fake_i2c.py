@@ -60,21 +60,15 @@ class FakePCA9685Bus:
         raise OSError("reads need a register pointer")
 
     def writeto_then_readfrom(
-        self,
-        address: int,
-        out_buffer: Any,
-        in_buffer: Any,
-        *,
-        out_start: int = 0,
-        out_end: int | None = None,
-        in_start: int = 0,
-        in_end: int | None = None,
+        self, address: int, out_buffer: Any, in_buffer: Any, **slices: int | None
     ) -> None:
+        """busio's slices: out_start/out_end of the register pointer, in_start/in_end to read into."""
         self._check(address)
-        register = bytes(out_buffer[out_start:out_end])[0]
-        end = len(in_buffer) if in_end is None else in_end
-        for i in range(in_start, end):
-            in_buffer[i] = self.registers[register + i - in_start]
+        register = bytes(out_buffer[slices.get("out_start") or 0 : slices.get("out_end")])[0]
+        start = slices.get("in_start") or 0
+        end = slices.get("in_end")
+        for i in range(start, len(in_buffer) if end is None else end):
+            in_buffer[i] = self.registers[register + i - start]
 
     def led(self, channel: int) -> tuple[int, int]:
         """(ON, OFF) 13-bit register values of LEDn."""

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from car.actuator import PwmBoard, open_i2c_bus
+from car.actuator import I2CBus, PwmBoard, open_i2c_bus
 from car.calibration import Calibrator, write_calibration
 from car.config import ConfigError, load_config
 from car.fake_i2c import FakePCA9685Bus
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int | None:
     start_us = section.centre_us if args.target == "steering" else section.neutral_us
     address = section.i2c_address if section.i2c_address is not None else config.pwm.i2c_address
     frequency = section.frequency_hz or config.pwm.frequency_hz
-    bus = FakePCA9685Bus(address) if args.dry_run else open_i2c_bus()
+    bus: I2CBus = FakePCA9685Bus(address) if args.dry_run else open_i2c_bus()
     board = PwmBoard(bus, address, frequency, config.pwm.reference_clock_hz)
     calibrator = Calibrator(board, section.channel, start_us, args.target)
     show_writes = _write_printer(bus)

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int | None:
 
 
 def _line(item: Placed) -> str:
-    if item.outcome == "not a tub":
+    if item.path is None:
         return f"{'skipped':<12} {item.name}: not a tub"
     try:
         records = f" ({len(Tub(item.path))} records)"
