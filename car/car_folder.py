@@ -2,7 +2,8 @@
 models folders, so `tubcar drive --config car.toml` works from inside it at once.
 
     mycar/
-      car.toml    every setting with its default and a comment (config/car.example.toml)
+      car.toml    every setting with its default and a comment (car/car.example.toml, which
+                  config/car.example.toml links to)
       data/       the tubs the car records, and those `tubcar pull` brings from the car
       models/     model bundles (`tubcar deploy` copies them here on the car)
 
@@ -22,7 +23,7 @@ from car.config import ConfigError, load_config
 
 CONFIG_NAME = "car.toml"
 FOLDERS = ("data", "models")
-TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "car.example.toml"
+TEMPLATE = Path(__file__).parent / "car.example.toml"  # in the package: a car-only install has it too
 
 
 @dataclass

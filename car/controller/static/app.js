@@ -78,8 +78,8 @@ function showRecording(status) {
   $("record").classList.toggle("on", recording);
   $("record").textContent = !recording ? "● record" : writing ? `■ recording${count}` : `■ armed${count}`;
   $("record-state").textContent = !recording ? "not recording" :
-    writing ? "recording while you drive" : state === "not in autopilot modes" ?
-      `not recorded in ${MODE_NAMES[mode] || mode} mode` : state;
+    writing ? "recording while you drive" : state === "off" ? "armed: starting" :
+      state === "not in autopilot modes" ? `not recorded in ${MODE_NAMES[mode] || mode} mode` : state;
 }
 
 // Joystick: pointer events cover touch, pen and mouse. Up = forward, right = steer right.
