@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh train,dev
 scripts/install_browser.sh
+scripts/install_sshd.sh
 # Donkeycar's own reader for the compatibility test; if PyPI is out of reach it is skipped, saying why.
 DONKEYCAR_PYTHON="$(scripts/install_donkeycar.sh)" && export DONKEYCAR_PYTHON || echo "test.sh: no Donkeycar venv" >&2
 .venv/bin/ruff format --check --quiet .

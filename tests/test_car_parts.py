@@ -76,23 +76,44 @@ def test_failsafe_reasons_in_order():
     assert failsafe.trips == 2  # consecutive ticks with the same reason are one trip
 
 
-def test_recorder_writes_only_in_user_mode_and_only_when_recording(tmp_path):
+def drive_tick(
+    recorder, frame, sent=(0.1, 0.2), stick=(0.2, 0.4), mode=ch.MODE_USER, recording=True, failsafe=""
+):
+    """One tick's inputs to the recorder, in `Recorder.inputs` order for the default fields."""
+    recorder.run(recording, mode, failsafe, sent[1], frame, *sent, mode, *stick)
+
+
+def test_recorder_writes_only_while_the_car_is_driven_by_hand_and_recording(tmp_path):
     recorder = Recorder(tmp_path)
     frame = np.full((120, 160, 3), 90, np.uint8)
-    recorder.run(False, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
+    drive_tick(recorder, frame, recording=False)
     assert recorder.writer is None and not list(tmp_path.iterdir())  # no empty tub
-    recorder.run(True, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
-    recorder.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
-    recorder.run(True, ch.MODE_USER, None, 0.5, 0.5, ch.MODE_USER)  # no frame yet
-    recorder.run(True, ch.MODE_USER, frame, -0.3, 0.4, ch.MODE_USER)
+    assert recorder.state == "off"
+    drive_tick(recorder, frame, sent=(0.1, 0.2), stick=(0.1, 0.4))
+    assert recorder.state == "recording"
+    drive_tick(recorder, frame, sent=(0.5, 0.5), mode=ch.MODE_LOCAL)
+    assert recorder.state == "not in autopilot modes"
+    drive_tick(recorder, None)  # no frame yet
+    drive_tick(recorder, frame, sent=(0.3, 0.0), stick=(0.3, 0.0))  # standing
+    assert recorder.state == "paused: throttle not above 0"
+    drive_tick(recorder, frame, sent=(0.3, -0.2), stick=(0.3, -0.4))  # backing out of a crash
+    drive_tick(recorder, frame, sent=(0.3, 0.0), stick=(0.3, 0.6), failsafe="controller silent")
+    assert recorder.state == "paused: controller silent"
+    drive_tick(recorder, frame, sent=(-0.3, 0.4), stick=(-0.3, 0.9))
     recorder.shutdown()
     records = list(Tub(recorder.path).records(load_images=True))
     assert [(r[ch.USER_ANGLE], r[ch.USER_THROTTLE]) for r in records] == [(0.1, 0.2), (-0.3, 0.4)]
+    assert [(r[ch.STICK_ANGLE], r[ch.STICK_THROTTLE]) for r in records] == [(0.1, 0.4), (-0.3, 0.9)]
     assert abs(int(records[0][ch.CAMERA_IMAGE].mean()) - 90) <= 2
     autopilot = Recorder(tmp_path / "auto", in_autopilot=True)
-    autopilot.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
+    drive_tick(autopilot, frame, sent=(0.5, 0.5), mode=ch.MODE_LOCAL)
     autopilot.shutdown()
     assert len(Tub(autopilot.path)) == 1
+    slow = Recorder(tmp_path / "slow", min_throttle=0.15)
+    for throttle in (0.1, 0.15, 0.2):
+        drive_tick(slow, frame, sent=(0.0, throttle))
+    slow.shutdown()
+    assert [r[ch.USER_THROTTLE] for r in Tub(slow.path).records()] == [0.2]
 
 
 def test_recorder_on_a_stepped_clock_waits_for_the_disk_instead_of_dropping(tmp_path):
@@ -104,7 +125,7 @@ def test_recorder_on_a_stepped_clock_waits_for_the_disk_instead_of_dropping(tmp_
     )
     frame = np.full((120, 160, 3), 90, np.uint8)
     for tick in range(200):
-        recorder.run(True, ch.MODE_USER, frame, tick / 200, 0.2, ch.MODE_USER)
+        drive_tick(recorder, frame, sent=(tick / 200, 0.2))
         clock.advance(0.05)
     recorder.shutdown()
     records = list(Tub(tmp_path / "sim_tub").records())

@@ -18,12 +18,13 @@ import time
 
 import numpy as np
 import pytest
-from test_car_actuator import LED0_ON_L, FakePCA9685Bus, datasheet_ticks
+from test_car_actuator import datasheet_ticks
 
 from car import channels as ch
 from car.clock import REAL_TIME, Clock, SteppedClock
 from car.config import CarConfig, ConfigError, load_config, parse_config
 from car.controller.scripted import Command, ScriptedController
+from car.fake_i2c import LED0_ON_L, FakePCA9685Bus
 from car.parts import Mixer
 from car.vehicle import build_car
 

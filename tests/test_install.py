@@ -56,6 +56,7 @@ def test_the_car_wheel_holds_the_car_and_its_command_only(car_wheel):
     packages = {name.split("/")[0] for name in names if not name.startswith("tubcar-")}
     assert packages == {"car", "tubcar"}
     assert "car/controller/static/index.html" in names  # the driving page ships with it
+    assert "car/car.example.toml" in names  # what `tubcar init` writes
 
 
 def test_the_car_commands_run_and_desktop_ones_say_what_is_missing(car_wheel, tmp_path):
@@ -65,6 +66,9 @@ def test_the_car_commands_run_and_desktop_ones_say_what_is_missing(car_wheel, tm
     assert info.returncode == 0, info.stderr
     assert "records" in info.stdout
     assert run_installed(site, "drive", "--help").returncode == 0
+    made = run_installed(site, "init", str(tmp_path / "mycar"))
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "mycar" / "car.toml").read_text().startswith("#")  # the commented example
     for command in ("sim", "train", "replay"):
         result = run_installed(site, command, "--help")
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

@@ -17,6 +17,7 @@ DESKTOP_PACKAGES = frozenset(
 )
 
 COMMANDS = {
+    "init": "make a car folder: its commented config, data/ and models/",
     "drive": "drive the car (or the simulator) by hand or by a model, recording tubs",
     "calibrate": "find the steering and throttle pulse widths and write them into the config",
     "calibrate-camera": "measure the camera, lens, track and steering scale from a real tub",
@@ -31,6 +32,7 @@ COMMANDS = {
     "replay": "replay a tub through a model: open loop, or closed loop on the recorded laps",
     "studio": "the tub studio in the browser: clean tubs, analyse errors, compare pilots",
     "deploy": "copy a model bundle to the car and check it there",
+    "pull": "copy the car's tubs into data/, never over a local tub",
     "bench": "benchmarks behind the README's figures",
     "demo": "the whole pipeline in a few minutes in the simulator",
     "acceptance": "measure the README's acceptance figures",
