@@ -195,7 +195,7 @@ class Failsafe:
             return False
         if frame_time != self._frame_time:  # a new frame (the loop may tick faster than the camera)
             self._frame_time = frame_time
-            digest = zlib.crc32(np.ascontiguousarray(frame[::4, ::4]))
+            digest = zlib.crc32(np.ascontiguousarray(frame[::4, ::4]).tobytes())
             self._repeats = self._repeats + 1 if digest == self._digest else 0
             self._digest = digest
         return self._repeats >= self.frozen_frames

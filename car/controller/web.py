@@ -286,7 +286,7 @@ class WebController:
         try:
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
+            self.port = runner.addresses[0][1]  # the real port when 0 was asked
         except OSError as err:
             self._start_error = err
             self._ready.set()
@@ -367,7 +367,7 @@ class WebController:
         await response.prepare(request)
         sent_id = -1
         try:
-            while not self._stopping.is_set():
+            while self._stopping is not None and not self._stopping.is_set():
                 frame, frame_id = self._frame, self._frame_id
                 if frame is not None and frame_id != sent_id:
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
