@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,8 +73,8 @@ class RecordedPath:
     dt_s: float
     source: str  # "sim pose", "pictures" or "labels"
     cte: np.ndarray | None = None
-    positions: np.ndarray | None = None
-    angles: np.ndarray | None = None
+    positions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))  # empty: 0..N-1
+    angles: np.ndarray = field(default_factory=lambda: np.empty(0))  # empty: all 0
     delay_steps: int = 0
     check: PathCheck | None = None
     unmeasured_steps: int = 0  # pictures: steps dead-reckoned because no picture measured them
@@ -83,9 +83,9 @@ class RecordedPath:
         steps = np.diff(self.poses[:, :2], axis=0)
         # (N,): distance driven from the first record to each record.
         self.arc_m = np.concatenate([[0.0], np.cumsum(np.hypot(steps[:, 0], steps[:, 1]))])
-        if self.positions is None:
+        if self.positions.size == 0:
             self.positions = np.arange(len(self.poses))
-        if self.angles is None:
+        if self.angles.size == 0:
             self.angles = np.zeros(len(self.poses))
 
     def moving(self, min_step_m: float = 0.01) -> RecordedPath:
@@ -94,11 +94,11 @@ class RecordedPath:
         A car waiting at the start (or parked mid-session) leaves many records at one
         spot; they add nothing to a path and would stall a car told to drive their speed.
         """
-        keep = [0]
+        kept = [0]
         for position in range(1, len(self.poses)):
-            if self.arc_m[position] - self.arc_m[keep[-1]] >= min_step_m:
-                keep.append(position)
-        keep = np.array(keep)
+            if self.arc_m[position] - self.arc_m[kept[-1]] >= min_step_m:
+                kept.append(position)
+        keep = np.array(kept)
         arc, times = self.arc_m[keep], self.positions[keep] * self.dt_s
         speeds = np.diff(arc) / np.maximum(np.diff(times), 1e-9)  # (K-1,)
         speeds = np.concatenate([speeds, speeds[-1:]]) if speeds.size else self.speeds[keep]
@@ -185,7 +185,7 @@ def recorded_path(
     rate_hz: float = DEFAULT_RATE_HZ,
     *,
     source: str = "auto",
-    frames: Callable[[], Iterable[np.ndarray]] | None = None,
+    frames: Callable[[], Iterable[np.ndarray | None]] | None = None,
     camera: CameraModel | None = None,
     progress: Callable[[Iterable], Iterable] = lambda items: items,
 ) -> RecordedPath:
@@ -204,7 +204,7 @@ def recorded_path(
     angles = np.array([r[USER_ANGLE] for r in records], dtype=np.float64)
     pose = [_column(records, key) for key in (SIM_X, SIM_Y, SIM_YAW)]
     if source == "auto" and all(column is not None for column in pose):
-        poses = np.stack(pose, axis=1)  # (N, 3)
+        poses = np.stack([column for column in pose if column is not None], axis=1)  # (N, 3)
         speeds = _column(records, SIM_SPEED)
         if speeds is None:
             steps = np.hypot(*np.diff(poses[:, :2], axis=0).T) / dt
@@ -241,15 +241,16 @@ def _pictures_path(
     steps = np.where(reliable, distance, typical)  # (N-1,) metres per step
     # The labels' path at the measured speed: the cross-check, and the fallback step by step.
     labels_poses, _ = dead_reckon(vehicle, angles, dt, step_lengths=steps, delay=delay)
-    poses = [np.zeros(3)]
+    pose_list = [np.zeros(3)]
     for k, motion in enumerate(measured):
+        step = tuple(float(value) for value in motion)
         if not reliable[k]:  # the labels' step from here
             x, y, yaw = labels_poses[k]
             c, s = math.cos(yaw), math.sin(yaw)
             dx, dy = labels_poses[k + 1, :2] - (x, y)
-            motion = (c * dx + s * dy, -s * dx + c * dy, wrap(labels_poses[k + 1, 2] - yaw))
-        poses.append(compose(poses[-1], motion))
-    poses = np.array(poses)
+            step = (c * dx + s * dy, -s * dx + c * dy, wrap(labels_poses[k + 1, 2] - yaw))
+        pose_list.append(compose(pose_list[-1], step))
+    poses = np.array(pose_list)
     speeds = np.concatenate([steps[:1], steps]) / dt if len(steps) else np.zeros(1)
     check = compare_paths(poses, labels_poses)
     return RecordedPath(
@@ -290,8 +291,10 @@ def dead_reckon(
             speed = step_lengths[k] / dt
             state = VehicleState(state.x, state.y, state.yaw, speed)
             state = vehicle.step(state, angle, speed / vehicle.max_speed_mps, dt)
-        else:
+        elif throttles is not None:
             state = vehicle.step(state, angle, float(throttles[k]), dt)
+        else:
+            raise ValueError("dead reckoning needs the throttles or the step lengths")
     return np.array(poses), np.array(speeds)
 
 

@@ -403,7 +403,9 @@ def closed_loop(
         ]
         frame = warp.view(sources, fill=config.fill)
         angle, throttle = pilot.run(frame)
-        off_road = abs(cte) > road if road is not None else abs(lateral) > config.max_offset_m
+        off_road = (
+            abs(cte) > road if road is not None and cte is not None else abs(lateral) > config.max_offset_m
+        )
         stalled = config.speed == "model" and time_s - last_progress_s > config.stall_s
         lost = off_road or abs(heading) > max_heading or stalled
         record_index = int(records[path.positions[index]]["_index"])

@@ -79,8 +79,9 @@ class Warper:
         """The frame seen from the new pose, and a bool mask (H, W) of the pixels it saw."""
         self._check(frame)
         pixels = self.source_pixels(offsets).reshape(self.camera.height, self.camera.width, 2)
-        image = cv2.remap(frame, pixels, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return image, pixels[..., 0] >= 0
+        map_x, map_y = np.ascontiguousarray(pixels[..., 0]), np.ascontiguousarray(pixels[..., 1])
+        image = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(image), map_x >= 0
 
     def view(self, sources: Sequence[tuple[np.ndarray, Offsets]], fill: str = "neighbours") -> np.ndarray:
         """The new view from recorded frames, each with the new pose in its own car frame.
@@ -106,7 +107,8 @@ class Warper:
                 found = pixels[:, 0] >= 0
                 if not found.any():
                     continue
-                sampled = cv2.remap(neighbour, pixels[found][:, None], None, cv2.INTER_LINEAR)
+                map_x, map_y = (np.ascontiguousarray(pixels[found][:, None, axis]) for axis in (0, 1))
+                sampled = cv2.remap(neighbour, map_x, map_y, cv2.INTER_LINEAR)
                 flat[unseen[found]] = sampled[:, 0]
                 seen.flat[unseen[found]] = True
                 unseen = unseen[~found]
@@ -174,7 +176,7 @@ def fill_unseen(image: np.ndarray, seen: np.ndarray) -> np.ndarray:
         else:
             spread = cv2.resize(cv2.GaussianBlur(small_weight, (0, 0), sigma / 4), (width, height))
             colour = cv2.resize(cv2.GaussianBlur(small_values, (0, 0), sigma / 4), (width, height))
-        colour /= np.maximum(spread, 1e-6)[..., None]
+        colour = colour / np.maximum(spread, 1e-6)[..., None]
         ready = todo & (spread > 0.05)  # enough seen pixels within reach of this scale
         filled[ready] = np.clip(colour[ready], 0, 255).astype(np.uint8)
         todo &= ~ready
