@@ -145,8 +145,11 @@ def test_a_broken_bundle_is_an_error_naming_the_file(
     capsys: pytest.CaptureFixture, donkey_tub: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "model.json").write_text("{not json")
-    assert replay_script.main(["--tub", str(donkey_tub), "--model", str(tmp_path)]) == 2
-    assert str(tmp_path / "model.json") in capsys.readouterr().err
+    from tubcar import cli
+
+    assert cli.main(["replay", "--tub", str(donkey_tub), "--model", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and str(tmp_path / "model.json") in error
 
 
 def test_open_loop_reports_the_error_of_each_tag_the_studio_saved(

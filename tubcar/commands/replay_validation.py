@@ -13,19 +13,15 @@ experiments/replay_validation.py).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from experiments.replay_validation import ValidationPlan, fidelity_table, run_validation, table
 from training.flags import add_flags, from_flags
+from tubcar.errors import command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar replay-validation",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("tubcar replay-validation", __doc__)
     parser.add_argument(
         "--out",
         type=Path,

@@ -10,7 +10,6 @@ and appends the run to the models registry (--registry; list it with tubcar mode
 With --distribute multiworker only worker 0 (the chief) exports and registers the run.
 """
 
-import argparse
 from pathlib import Path
 
 import augment
@@ -18,12 +17,11 @@ from training.cli import add_arguments, options_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
 from training.train import train
+from tubcar.errors import command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar train", __doc__)
     add_arguments(parser)
     augment.add_arguments(parser)
     parser.add_argument(
