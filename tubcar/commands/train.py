@@ -17,7 +17,7 @@ from training.cli import add_arguments, options_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
 from training.train import train
-from tubcar.errors import command_parser
+from tubcar.errors import UserError, command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int | None:
     )
     args = parser.parse_args(argv)
     options = options_from_args(args, augment.config_from_args(args))
-    result = train(args.tub, args.out, options)
+    try:
+        result = train(args.tub, args.out, options)
+    except ValueError as err:  # bad data, a NaN loss, a failed export: said in one line
+        hint = "see `tubcar train --help` (--split, --lr, --quantize) and `tubcar tub check`"
+        raise UserError(f"{err}, {' '.join(map(str, args.tub))}, {hint}") from None
     if not is_chief():
         return  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card
