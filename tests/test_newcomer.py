@@ -231,6 +231,22 @@ def test_tensorflow_banners_and_retracing_warnings_only_with_verbose() -> None:
     assert loud.returncode == 0 and "triggered tf.function retracing" in loud.stderr
 
 
+def test_training_shows_one_bar_over_all_epochs_with_the_time_left(capsys: pytest.CaptureFixture) -> None:
+    """`tubcar train`'s default progress (FitConfig.verbose 2): the total, the time left, a line an epoch."""
+    from training.fit import FitConfig
+    from training.progress import epoch_bar
+
+    assert FitConfig().verbose == 2
+    bar = epoch_bar(30)
+    bar.on_train_begin()
+    for epoch in range(2):
+        bar.on_epoch_end(epoch, {"loss": 0.5 / (epoch + 1), "val_loss": 0.25, "lr": 1e-3})
+    bar.on_train_end()
+    out, err = capsys.readouterr()
+    assert "epoch 1/30: loss 0.5, val_loss 0.25" in out and "epoch 2/30: loss 0.25" in out
+    assert re.search(r"train:\s+7%.*\| 2/30 \[\d\d:\d\d<\d\d:\d\d", err), err  # done/total [spent<left
+
+
 def test_verbose_shows_the_traceback_behind_a_mistake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,8 +45,9 @@ class FitConfig:
     throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
     seed: int = 0  # weights, shuffling, augmentation; tubcar train's --seed (SplitConfig) sets both
     verbose: int = flag(
-        1,
-        "progress: 0 silent, 1 Keras's bar per epoch, 2 a bar over all epochs with one line per epoch",
+        2,
+        "progress: 0 silent, 1 Keras's bar per epoch, 2 a bar over all epochs (total, time left) with "
+        "one line per epoch",
         choices=(0, 1, 2),
     )
 
