@@ -177,7 +177,9 @@ def test_every_bash_command_in_the_readme_runs_as_written_after_the_demo(scratch
     timings = [("./demo.sh", time.monotonic() - started, child_cpu_s() - cpu)]
     assert re.search(r"score: 3 laps, autonomy \d\.\d{3}", demo.stdout), demo.stdout[-2000:]
     printed = re.findall(r"^  (tubcar .+)$", demo.stdout.split("next, try:")[1], flags=re.MULTILINE)
-    readme_next = next(lines for info, lines in blocks if info == "bash" and "tubcar movie" in lines[1])
+    readme_next = next(
+        lines for info, lines in blocks if info == "bash" and lines[0].startswith("tubcar sim drive")
+    )
     assert printed == [without_comment(command) for command in readme_next]  # the README shows what it prints
 
     done = {"./demo.sh"}
