@@ -119,9 +119,13 @@ def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
     assert _video_frames(Path(metrics["files"]["video"])) == metrics["steps"]
 
 
-def test_closed_loop_camera_flags_override_the_recorded_camera(
+def test_closed_loop_camera_flags_override_the_recorded_camera_and_the_score_goes_to_the_registry(
     capsys: pytest.CaptureFixture, bundle: Path, sim_tub: Path, tmp_path: Path
 ) -> None:
+    from training.registry import append_run, read_registry
+
+    index = tmp_path / "index.jsonl"
+    run = append_run(bundle, {"note": "the bundle under test"}, index=index)
     metrics = _run_json(
         capsys,
         "--closed-loop",
@@ -136,9 +140,16 @@ def test_closed_loop_camera_flags_override_the_recorded_camera(
         "25",
         "--camera-height",
         "0.15",
+        "--registry",
+        str(index),
     )
     assert metrics["camera"]["pitch_deg"] == 25.0 and metrics["camera"]["height_m"] == 0.15
     assert "files" not in metrics
+    (score,) = read_registry(index).scores
+    assert (
+        score["scored_run"] == run["run_id"] and score["how"] == "replay" and score["where"] == sim_tub.name
+    )
+    assert score["score"]["autonomy"] == metrics["autonomy"]
 
 
 def test_a_broken_bundle_is_an_error_naming_the_file(
