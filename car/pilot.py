@@ -25,6 +25,7 @@ import numpy as np
 
 from car.bundle import BundleError, ModelCard, bundle_dir, load_card
 from car.frames import to_model_input
+from car.quiet import native_stderr_silenced
 
 LATENCY_WINDOW = 10_000  # latest run() calls kept for latency_stats()
 
@@ -48,6 +49,15 @@ def _interpreter_class() -> Any:
         raise BundleError(
             "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)"
         ) from err
+
+
+def open_interpreter(model_path: str | os.PathLike, num_threads: int = 1) -> Any:
+    """A TFLite interpreter of the file, its tensors allocated; LiteRT's note that it made
+    its XNNPACK delegate is kept out of normal output (`car.quiet`)."""
+    with native_stderr_silenced():
+        interpreter = _interpreter_class()(model_path=str(model_path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def _quantise(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -91,8 +101,7 @@ class Pilot:
         card = load_card(bundle_path)
         model_path = bundle_dir(bundle_path) / card.model_file
         try:
-            interpreter = _interpreter_class()(model_path=str(model_path), num_threads=num_threads)
-            interpreter.allocate_tensors()
+            interpreter = open_interpreter(model_path, num_threads)
         except (ValueError, RuntimeError) as err:
             raise BundleError(f"{model_path}: not a loadable TFLite model ({err})") from err
         return cls(interpreter, card, model_path)

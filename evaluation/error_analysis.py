@@ -26,7 +26,6 @@ from car.channels import SIM_CTE
 CURVE_THRESHOLD = 0.15  # |steering command| above this: the car is in a curve
 OFF_CENTRE_M = 0.15  # |sim cross-track error| above this: the car is recovering
 SITUATIONS = ("straight", "curve left", "curve right", "off-centre left", "off-centre right")
-VIDEO_CODECS = {".mp4": "mp4v", ".webm": "VP80"}
 
 
 def situation(
@@ -270,20 +269,18 @@ def _save(fig, path: str | Path) -> Path:
 
 
 class ReplayVideo:
-    """Video of a replay: each frame enlarged, steering lines and a caption drawn on it.
-
-    The codec follows the file's suffix, both encoders ship in OpenCV's pip wheels:
-    `.mp4` is MPEG-4 Part 2 ('mp4v'), fast to write, opened by VLC, mpv and most desktop
-    players but not by browsers; `.webm` is VP8, which every browser plays (the studio).
-    """
+    """Video of a replay: each frame enlarged, steering lines, a caption and optionally a
+    steering/throttle gauge drawn on it; `.mp4` or `.webm` (see `evaluation.video.VideoFile`)."""
 
     def __init__(self, path: str | Path, fps: float, scale: int = 3) -> None:
-        self.path = Path(path)
-        if self.path.suffix not in VIDEO_CODECS:
-            raise ValueError(f"{self.path}: a replay video is {' or '.join(VIDEO_CODECS)}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps, self.scale, self.frames = fps, scale, 0
-        self._writer = None
+        from evaluation.video import VideoFile
+
+        self._file = VideoFile(path, fps)
+        self.path, self.fps, self.scale = self._file.path, fps, scale
+
+    @property
+    def frames(self) -> int:
+        return self._file.frames
 
     def add(
         self,
@@ -292,25 +289,23 @@ class ReplayVideo:
         predicted: float,
         text: Sequence[str] = (),
         alert: bool = False,
+        gauge: Sequence[tuple[float, float, tuple[int, int, int]]] = (),
     ) -> None:
-        """Append one RGB frame; `alert` draws a red border (e.g. an intervention)."""
+        """Append one RGB frame; `alert` draws a red border (e.g. an intervention); `gauge`
+        lists (angle, throttle, colour) markers for `evaluation.video.draw_gauge`."""
         import cv2
+
+        from evaluation.video import draw_gauge
 
         image = draw_steering(frame, recorded, predicted, self.scale, text)
         if alert:
             cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), (255, 0, 0), 6)
-        if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix])
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
-            if not self._writer.isOpened():
-                raise OSError(f"{self.path}: OpenCV cannot write a {self.path.suffix} video here")
-        self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        self.frames += 1
+        if gauge:
+            draw_gauge(image, gauge, size=min(120, image.shape[1] // 3))
+        self._file.write(image)
 
     def close(self) -> Path:
-        if self._writer is not None:
-            self._writer.release()
-        return self.path
+        return self._file.close()
 
     def __enter__(self) -> ReplayVideo:
         return self

@@ -32,14 +32,16 @@ from training.split import split_frames
 from training.train import TrainOptions, train
 
 
-def record_sim(out: Path, seeds: tuple[int, ...], laps: int, noise: float) -> list[Path]:
+def record_sim(
+    out: Path, seeds: tuple[int, ...], laps: int, noise: float, progress: bool = False
+) -> list[Path]:
     """One tub per seed (kept from an earlier run), the expert driving as in `tubcar sim record`."""
     tubs = []
     for seed in seeds:
         tub = out / f"track{seed}"
         if not tub.exists():
             sim = Simulation(Track.from_seed(seed), seed=seed)
-            record_tub(sim, tub, laps=laps, noise=noise, seed=seed, progress=False)
+            record_tub(sim, tub, laps=laps, noise=noise, seed=seed, progress=progress)
         tubs.append(tub)
     return tubs
 

@@ -35,6 +35,8 @@ class Observation:
     laps: int  # laps completed
     time_s: float
     intervened: bool  # the car left the road in this step and was put back
+    angle: float = 0.0  # the steering this step drove with, as the car felt it (0 after a reset)
+    throttle: float = 0.0  # the throttle this step drove with
 
 
 OFF_TRACK_MARGIN_M = 0.1  # the car has left the road when |CTE| > half the width + this
@@ -133,7 +135,7 @@ class Simulation:
             self.lap_times.append(self.time_s - self._lap_started)
             self._lap_started = self.time_s
         intervened = abs(where.cte) > self.off_track_limit_m
-        observation = self._observation(render=render, intervened=intervened)
+        observation = self._observation(render=render, intervened=intervened, command=(angle, throttle))
         if intervened:
             self.interventions += 1
             x, y, heading = self.track.pose_at(where.s)
@@ -145,7 +147,9 @@ class Simulation:
         """The frame and position where the car is now, e.g. where an intervention put it."""
         return self._observation(render=render, intervened=False)
 
-    def _observation(self, render: bool, intervened: bool) -> Observation:
+    def _observation(
+        self, render: bool, intervened: bool, command: tuple[float, float] = (0.0, 0.0)
+    ) -> Observation:
         return Observation(
             image=self.render() if render else None,
             state=self.state,
@@ -155,4 +159,6 @@ class Simulation:
             laps=self.laps,
             time_s=self.time_s,
             intervened=intervened,
+            angle=float(command[0]),
+            throttle=float(command[1]),
         )

@@ -213,8 +213,14 @@ def test_stylize_cli_trains_a_style_whose_loss_falls_then_applies_it(
         "8",
         "--residual-blocks",
         "1",
+        "--preview-every",
+        "5",
     )
     assert f"wrote style 'brushstrokes' to {style_dir}" in printed
+    preview = read_image(style_dir / "preview.png")  # the style, 3 content frames above their rendering
+    assert preview.shape == (2 * 36, 4 * 48, 3)  # frames scaled by 0.3: 48x36
+    content_row = preview[:36, 48:]
+    assert content_row.std() > 10 and not np.array_equal(content_row, preview[36:, 48:])
     card = json.loads((style_dir / "style.json").read_text())
     assert card["vgg_weights"] == "random" and card["training"]["steps"] == 12
     assert card["content_tubs"] == [str(small_tub)]

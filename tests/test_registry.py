@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from car.bundle import load_card
-from training.registry import append_run, flatten, read_registry
+from training.registry import append_run, append_score, flatten, read_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,8 +33,11 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         representative=frames,
         parity_inputs=frames,
         quantization="float32",
-        training={"tubs": ["data/tub_a"], "records": 8},
-        metrics={"dev": {"angle_mse": 0.05}, "test": {"angle_mse": 0.07}},
+        training={"data": {"tubs": ["data/tub_a"], "kept": 8}},
+        metrics={
+            "errors": {"dev": {"angle": {"mse": 0.05}}, "test": {"angle": {"mse": 0.07}}},
+            "baseline": {"dev": {"angle": {"mse": 0.2}}, "test": {"angle": {"mse": 0.1}}},
+        },
         log=lambda *_: None,
     )
     return out
@@ -57,8 +60,8 @@ def test_each_run_appends_data_flags_metrics_latency_and_revision(bundle: Path, 
     run = registry.runs[0]
     card = load_card(bundle)
     assert run["flags"] == {"tub": ["data/tub_a"], "epochs": 3, "lr": 1e-3}
-    assert run["metrics"] == {"dev": {"angle_mse": 0.05}, "test": {"angle_mse": 0.07}}
-    assert run["data"] == ["data/tub_a"]
+    assert run["metrics"]["errors"] == {"dev": {"angle": {"mse": 0.05}}, "test": {"angle": {"mse": 0.07}}}
+    assert run["data"] == {"tubs": ["data/tub_a"], "kept": 8}
     assert run["latency"]["median_ms"] == pytest.approx(card.latency.median_ms)
     assert run["git_revision"] == card.git_revision
     assert run["bundle"] == str(bundle.resolve())
@@ -79,22 +82,61 @@ def test_a_torn_line_is_reported_and_the_other_runs_survive(bundle: Path, tmp_pa
     assert len(read_registry(index).runs) == 2
 
 
-def test_models_ls_prints_one_row_per_run_and_show_prints_one_run(
+def test_models_ls_shows_data_baseline_ratios_latency_and_the_latest_closed_loop_score(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     index = tmp_path / "index.jsonl"
     runs = [append_run(bundle, {"epochs": n}, index=index) for n in (1, 2)]
+    scored = append_score(bundle, {"autonomy": 0.5}, "sim", "seed 101", index)
+    assert scored["scored_run"] == runs[1]["run_id"]
+    append_score(bundle, {"autonomy": 1.0}, "replay", "tub_b", index)
     models = _models_script()
 
     assert models.main(["ls", "--index", str(index)]) == 0
     table = capsys.readouterr().out
-    assert "dev.angle_mse" in table and "latency_ms" in table
-    assert all(run["run_id"] in table for run in runs)
+    header, _, first, second = table.splitlines()[:4]
+    assert "data" in header and "dev/mean" in header and "closed loop" in header
+    assert runs[0]["run_id"] in first and runs[1]["run_id"] in second
+    assert "tub_a (8 frames)" in first and "0.250" in first and "0.700" in first  # 0.05/0.2, 0.07/0.1
+    assert "fast float32" in first and f"{runs[0]['latency']['median_ms']:.3f} / " in first
+    assert "closed" not in first and first.count(" - ") >= 1  # the first run was never driven
+    assert "autonomy 1.000 (replay, tub_b)" in second  # the latest score of the bundle's latest run
     assert "2 runs" in table
 
-    assert models.main(["show", runs[1]["run_id"], "--index", str(index)]) == 0
-    assert json.loads(capsys.readouterr().out)["flags"] == {"epochs": 2}
-    assert models.main(["show", "no-such-run", "--index", str(index)]) == 1
+    assert models.main(["show", "--index", str(index)]) == 0  # no id: the latest run
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["flags"] == {"epochs": 2} and shown["closed_loop"]["score"] == {"autonomy": 1.0}
+    assert models.main(["show", runs[0]["run_id"][:-2], "--index", str(index)]) == 0
+    assert json.loads(capsys.readouterr().out)["flags"] == {"epochs": 1}
+
+
+def test_a_score_is_appended_only_for_a_registered_bundle_and_nothing_is_rewritten(
+    bundle: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.jsonl"
+    assert append_score(bundle, {"autonomy": 1.0}, "sim", "seed 1", index) is None and not index.exists()
+    append_run(bundle, {}, index=index)
+    before = index.read_bytes()
+    append_score(bundle, {"autonomy": 1.0}, "sim", "seed 1", index)
+    assert index.read_bytes().startswith(before)  # append-only
+    registry = read_registry(index)
+    assert len(registry.runs) == 1 and len(registry.scores) == 1 and registry.problems == []
+
+
+def test_sim_drive_appends_its_closed_loop_score_to_the_run_that_made_the_bundle(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from tubcar import cli
+
+    index = tmp_path / "index.jsonl"
+    run = append_run(bundle, {}, index=index)
+    argv = ["sim", "drive", "--model", str(bundle), "--track", "2", "--laps", "1", "--time-limit", "3"]
+    assert cli.main([*argv, "--json", "--registry", str(index)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    score = read_registry(index).latest_score(run["run_id"])
+    assert score["how"] == "sim" and score["where"] == "seed 2"
+    assert score["score"]["autonomy"] == result["autonomy"]
+    assert score["score"]["elapsed_s"] == result["elapsed_s"] == pytest.approx(3.0, abs=0.06)
 
 
 def _train_script():

@@ -124,9 +124,13 @@ def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
     assert metrics["advice"].endswith(".") and len(metrics["advice"]) > 40
 
 
-def test_closed_loop_camera_flags_override_the_recorded_camera(
+def test_closed_loop_camera_flags_override_the_recorded_camera_and_the_score_goes_to_the_registry(
     capsys: pytest.CaptureFixture, bundle: Path, sim_tub: Path, tmp_path: Path
 ) -> None:
+    from training.registry import append_run, read_registry
+
+    index = tmp_path / "index.jsonl"
+    run = append_run(bundle, {"note": "the bundle under test"}, index=index)
     metrics = _run_json(
         capsys,
         "--closed-loop",
@@ -142,19 +146,29 @@ def test_closed_loop_camera_flags_override_the_recorded_camera(
         "--camera-height",
         "0.15",
         "--fill-picture",
+        "--registry",
+        str(index),
     )
     assert metrics["camera"]["pitch_deg"] == 25.0 and metrics["camera"]["height_m"] == 0.15
     assert set(metrics["files"]) == {"fill_picture"}  # --no-video: no MP4
     picture = cv2.imread(metrics["files"]["fill_picture"])
     assert picture.shape[1] == 3 * 2 * 160 and picture.shape[0] > 3 * 2 * 120  # 3 offsets x 3 fills
+    (score,) = read_registry(index).scores
+    assert (
+        score["scored_run"] == run["run_id"] and score["how"] == "replay" and score["where"] == sim_tub.name
+    )
+    assert score["score"]["autonomy"] == metrics["autonomy"]
 
 
 def test_a_broken_bundle_is_an_error_naming_the_file(
     capsys: pytest.CaptureFixture, donkey_tub: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "model.json").write_text("{not json")
-    assert replay_script.main(["--tub", str(donkey_tub), "--model", str(tmp_path)]) == 2
-    assert str(tmp_path / "model.json") in capsys.readouterr().err
+    from tubcar import cli
+
+    assert cli.main(["replay", "--tub", str(donkey_tub), "--model", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and str(tmp_path / "model.json") in error
 
 
 def test_open_loop_reports_the_error_of_each_tag_the_studio_saved(

@@ -32,7 +32,15 @@ import numpy as np
 from car.bundle import MODEL_JSON, TFLITE_FILE, LatencySpec, ModelCard, OutputSpec, save_card
 from car.frames import FrameSpec
 from car.pilot import Pilot
-from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR, budget_warning, latency_spec, time_pilot
+from car.quiet import native_stderr_silenced
+from training.latency import (
+    DEFAULT_BUDGET_MS,
+    DEFAULT_RUNS,
+    PI4_SCALE_FACTOR,
+    latency_report,
+    latency_spec,
+    time_pilot,
+)
 from training.models import OUTPUT_NAMES
 
 QUANTIZATIONS = ("int8", "dynamic", "float32")
@@ -70,7 +78,7 @@ def convert(model, quantization: str, representative: np.ndarray | None = None) 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return converter.convert()  # Keras prints its SavedModel signature on stdout: hide it
 
@@ -162,14 +170,8 @@ def export_bundle(
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log(
-        f"exported {out / TFLITE_FILE} ({card.quantization}, {(out / TFLITE_FILE).stat().st_size / 1024:.0f} "
-        f"KiB): {card.latency.median_ms:.3f} ms median, {card.latency.p99_ms:.3f} ms p99 (1 thread, this "
-        f"machine); Pi 4 estimate {card.latency.pi_estimate_ms:.2f} ms vs budget {budget_ms:g} ms"
-    )
-    warning = budget_warning(card.latency.model_dump())
-    if warning:
-        log(warning)
+    size_kib = (out / TFLITE_FILE).stat().st_size / 1024
+    log(f"exported {out / TFLITE_FILE} ({card.quantization}, {size_kib:.0f} KiB)")
     return card
 
 
@@ -227,8 +229,11 @@ def _export_checked(
             )
         log(f"{candidate} misses parity tolerance; trying the next quantisation")
     card.parity = {**parity, "quantization": candidate, "attempts": attempts}
-    card.latency = LatencySpec(**latency_spec(time_pilot(pilot), budget_ms, pi_scale_factor))
+    timing = time_pilot(pilot)
+    card.latency = LatencySpec(**latency_spec(timing, budget_ms, pi_scale_factor))
     save_card(card, folder)
+    for line in latency_report(timing, card.latency, architecture, candidate):
+        log(line)
     return card
 
 
@@ -291,13 +296,16 @@ def export_keras_file(
 
 
 def remeasure_latency(
-    bundle: str | Path, budget_ms: float, pi_scale_factor: float, runs: int = 300
+    bundle: str | Path, budget_ms: float, pi_scale_factor: float, runs: int = DEFAULT_RUNS, log=print
 ) -> ModelCard:
     """Time a bundle where this runs (e.g. on the Pi, with pi_scale_factor=1) and update model.json."""
     from car.bundle import bundle_dir, load_card
 
     pilot = Pilot.load(bundle, num_threads=1)
     card = load_card(bundle)
-    card.latency = LatencySpec(**latency_spec(time_pilot(pilot, runs=runs), budget_ms, pi_scale_factor))
+    timing = time_pilot(pilot, runs=runs)
+    card.latency = LatencySpec(**latency_spec(timing, budget_ms, pi_scale_factor))
     save_card(card, bundle_dir(bundle))
+    for line in latency_report(timing, card.latency, card.architecture, card.quantization):
+        log(line)
     return card

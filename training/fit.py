@@ -45,7 +45,10 @@ class FitConfig:
     throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
     seed: int = 0  # weights, shuffling, augmentation; tubcar train's --seed (SplitConfig) sets both
     verbose: int = flag(
-        1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch", choices=(0, 1, 2)
+        2,
+        "progress: 0 silent, 1 Keras's bar per epoch, 2 a bar over all epochs (total, time left) with "
+        "one line per epoch",
+        choices=(0, 1, 2),
     )
 
     def __post_init__(self) -> None:
@@ -86,10 +89,15 @@ def compile_model(model, config: FitConfig, steps_per_epoch: int) -> None:
 
 
 def callbacks(config: FitConfig, out: Path) -> list:
-    """Early stopping (restoring the best weights), best checkpoint, TensorBoard logs."""
+    """Early stopping (restoring the best weights), best checkpoint, TensorBoard logs, and
+    with `verbose` 2 a progress bar over the epochs."""
     import keras
 
+    from training.progress import epoch_bar
+
+    progress = [epoch_bar(config.epochs)] if config.verbose == 2 else []
     return [
+        *progress,
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
             patience=config.patience,
@@ -119,7 +127,7 @@ def fit(model, train_data, dev_data, steps: int, config: FitConfig, out: Path) -
         steps_per_epoch=steps,
         shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras cannot shuffle a dataset
         callbacks=[guard, *callbacks(config, out)],
-        verbose=config.verbose,
+        verbose=1 if config.verbose == 1 else 0,  # verbose 2: our bar over the epochs instead
     )
     if guard.error is not None:
         raise guard.error

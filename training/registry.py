@@ -2,9 +2,12 @@
 
 Weeks later the question is always "which model was that, trained on what, with which
 flags, and how good was it?". Every run appends what answers it: the data, the flags,
-the metrics, the measured latency and the git revision of the code. The file is JSON
-Lines, append-only like a tub: a crash mid-write tears at most the last line, which the
-reader skips and reports instead of losing the rest; `grep` and `jq` work on it.
+the metrics, the measured latency and the git revision of the code. Models are judged by
+driving, so a closed-loop score (`tubcar sim drive`, `tubcar replay --closed-loop`) of a
+registered bundle is appended too, as a line of its own naming the run it scores. The
+file is JSON Lines, append-only like a tub: nothing written is ever changed; a crash
+mid-write tears at most the last line, which the reader skips and reports instead of
+losing the rest; `grep` and `jq` work on it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,15 +27,22 @@ from car.bundle import ModelCard, bundle_dir, load_card
 from training.export import git_revision
 
 DEFAULT_INDEX = Path("models") / "index.jsonl"
+SCORE_KIND = "closed_loop"  # the `kind` of a score line; run lines have a `run_id` instead
 
 
 @dataclass
 class Registry:
-    """The runs read from an index file, plus the lines that could not be read."""
+    """The runs and closed-loop scores read from an index file, plus the lines that could not be read."""
 
     path: Path
     runs: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    def latest_score(self, run_id: str) -> dict[str, Any] | None:
+        """The last closed-loop score appended for a run, or None."""
+        scored = [score for score in self.scores if score.get("scored_run") == run_id]
+        return scored[-1] if scored else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,12 +95,44 @@ def append_run(
     card: ModelCard | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Append one run to the registry (created if missing); returns the entry written.
-
-    One `write` of one line in append mode: concurrent runs do not interleave lines.
-    """
+    """Append one run to the registry (created if missing); returns the entry written."""
     entry = run_entry(bundle, flags, card, extra)
-    path = Path(index)
+    _append_line(Path(index), entry)
+    return entry
+
+
+def append_score(
+    bundle: str | os.PathLike,
+    score: Mapping[str, Any],
+    how: str,
+    where: str,
+    index: str | os.PathLike = DEFAULT_INDEX,
+) -> dict[str, Any] | None:
+    """Append a closed-loop score of a registered bundle; returns the line written.
+
+    `how` says which judge drove it (`sim`, `replay`), `where` on what (a track, a tub);
+    `score` holds at least `autonomy`. The score names the latest run that wrote the
+    bundle; when no run in `index` wrote it, nothing is written and None is returned.
+    """
+    folder = str(bundle_dir(bundle).resolve())
+    runs = [run for run in read_registry(index).runs if run.get("bundle") == folder]
+    if not runs:
+        return None
+    entry = {
+        "kind": SCORE_KIND,
+        "scored_run": runs[-1]["run_id"],
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "bundle": folder,
+        "how": how,
+        "where": where,
+        "score": _jsonable(dict(score)),
+    }
+    _append_line(Path(index), entry)
+    return entry
+
+
+def _append_line(path: Path, entry: Mapping[str, Any]) -> None:
+    """One `write` of one line in append mode: concurrent writers do not interleave lines."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(entry, sort_keys=True) + "\n"
     if not _ends_with_newline(path):
@@ -101,7 +143,6 @@ def append_run(
         os.fsync(fd)
     finally:
         os.close(fd)
-    return entry
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -114,7 +155,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def read_registry(index: str | os.PathLike = DEFAULT_INDEX) -> Registry:
-    """All runs in the index, oldest first; unreadable lines are reported, not fatal."""
+    """All runs and scores in the index, oldest first; unreadable lines are reported, not fatal."""
     path = Path(index)
     registry = Registry(path)
     if not path.exists():
@@ -128,10 +169,12 @@ def read_registry(index: str | os.PathLike = DEFAULT_INDEX) -> Registry:
             except json.JSONDecodeError as err:
                 registry.problems.append(f"{path}:{number}: not valid JSON ({err.msg})")
                 continue
-            if not isinstance(entry, dict) or "run_id" not in entry:
-                registry.problems.append(f"{path}:{number}: not a run entry (no run_id)")
-                continue
-            registry.runs.append(entry)
+            if isinstance(entry, dict) and entry.get("kind") == SCORE_KIND:
+                registry.scores.append(entry)
+            elif isinstance(entry, dict) and "run_id" in entry:
+                registry.runs.append(entry)
+            else:
+                registry.problems.append(f"{path}:{number}: neither a run (no run_id) nor a score")
     return registry
 
 
@@ -145,13 +188,3 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def numeric_metric_names(runs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Names of the numeric metrics any run has, in first-seen order."""
-    names: dict[str, None] = {}
-    for run in runs:
-        for name, value in flatten(run.get("metrics", {})).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                names.setdefault(name)
-    return list(names)

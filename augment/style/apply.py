@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from augment.style.store import APPLY_BATCH, tflite_file
+from car.pilot import open_interpreter
 from car.tub import Tub, TubError, TubWriter
 
 ORIGIN_KEY = "stylized_from"
@@ -70,11 +71,8 @@ class Stylizer:
     def _interpreter(self, height: int, width: int) -> Any:
         """A callable (B, H, W, 3) float32 -> (B, H, W, 3) float32 for this frame size."""
         if (height, width) not in self._interpreters:
-            from ai_edge_litert.interpreter import Interpreter
-
             path = tflite_file(self.folder, height, width, self.batch_size)
-            interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
-            interpreter.allocate_tensors()
+            interpreter = open_interpreter(path, self.num_threads)
             (frames,), (styled,) = interpreter.get_input_details(), interpreter.get_output_details()
 
             def run(batch: np.ndarray) -> np.ndarray:
@@ -150,7 +148,7 @@ def stylize_tub(
         TubWriter(target, list(tub.types), list(tub.types.values()), metadata=metadata) as writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylize-writer") as writing,
     ):
-        bar = tqdm(desc=f"stylize {Path(source).name}", unit="frame", disable=not progress)
+        bar = tqdm(total=len(tub), desc=f"stylize {Path(source).name}", unit="frame", disable=not progress)
         pending = None
         for batch in _prefetched(_batches(tub.records(load_images=True), stylizer.batch_size)):
             for key in tub.image_keys:

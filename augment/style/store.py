@@ -37,6 +37,8 @@ class StyleError(ValueError):
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as RGB uint8 (H, W, 3), or a StyleError naming the file."""
+    if not Path(path).is_file():
+        raise StyleError(f"{path}: no such image file")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
     if image is None:
         raise StyleError(f"{path}: not a readable image file")
@@ -111,7 +113,9 @@ def read_card(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     card_path = folder / STYLE_JSON
     if not card_path.is_file():
-        raise StyleError(f"{folder}: not a style folder (no {STYLE_JSON}); make one with `stylize.py train`")
+        raise StyleError(
+            f"{folder}: not a style folder (no {STYLE_JSON}); make one with `tubcar stylize train`"
+        )
     try:
         card = json.loads(card_path.read_text())
         NetworkSpec.from_dict(card["network"])  # checks the network entry

@@ -2,7 +2,9 @@
 
 Content frames come from the tubs the model will be trained on, so the network learns
 to restyle exactly that kind of view. Training is plain Adam on the perceptual loss;
-the loss history is kept in the style folder so a user can see it converged.
+the loss history is kept in the style folder so a user can see it converged, and a
+preview picture (content frames, the style, the frames as the network renders them now)
+can be made every few steps so they can see what it learnt while it learns.
 """
 
 from __future__ import annotations
@@ -40,16 +42,39 @@ def fit_style_size(style_image: np.ndarray, longer_side: int) -> np.ndarray:
     return cv2.resize(style_image, size, interpolation=cv2.INTER_AREA)
 
 
+def preview_image(style_image: np.ndarray, frames: np.ndarray, network: Any, count: int = 3) -> np.ndarray:
+    """One RGB picture: the style image on the left; `count` content frames above the
+    network's rendering of them."""
+    import cv2
+
+    picks = frames[np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)]
+    styled = np.clip(np.asarray(network(picks.astype(np.float32), training=False)), 0, 255).astype(np.uint8)
+    height, width = picks.shape[1:3]
+    scale = min(width / style_image.shape[1], 2 * height / style_image.shape[0])
+    fitted = cv2.resize(
+        style_image,
+        (max(1, round(style_image.shape[1] * scale)), max(1, round(style_image.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
+    column = np.zeros((2 * height, width, 3), np.uint8)
+    top, left = (2 * height - fitted.shape[0]) // 2, (width - fitted.shape[1]) // 2
+    column[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted[..., :3]
+    return np.hstack([column, np.vstack([np.hstack(list(picks)), np.hstack(list(styled))])])
+
+
 def train_style_network(
     style_image: np.ndarray,
     frames: np.ndarray,
     settings: StyleTraining = StyleTraining(),
     vgg_weights: str | None = "imagenet",
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_preview: Callable[[np.ndarray, int], None] | None = None,
+    preview_every: int = 0,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train a transform net; frames: uint8 (N, H, W, 3), H and W divisible by 4.
 
-    Returns the Keras model and the per-step losses.
+    `on_preview(picture, steps_done)` gets `preview_image` every `preview_every` steps
+    and after the last one. Returns the Keras model and the per-step losses.
     """
     import keras
     import tensorflow as tf
@@ -84,4 +109,8 @@ def train_style_network(
         history.append(losses)
         if on_step is not None:
             on_step(number, losses)
+        done = number + 1
+        due = done == settings.steps or (preview_every > 0 and done % preview_every == 0)
+        if on_preview is not None and due:
+            on_preview(preview_image(style_image, frames, network), done)
     return network, history

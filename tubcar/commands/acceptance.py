@@ -20,6 +20,7 @@ from training.fit import FitConfig
 from training.flags import add_flags, from_flags
 from training.models import ARCHITECTURES
 from training.train import TrainOptions
+from tubcar.errors import command_parser
 
 
 def options(args: argparse.Namespace) -> TrainOptions:
@@ -28,9 +29,7 @@ def options(args: argparse.Namespace) -> TrainOptions:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar acceptance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar acceptance", __doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     sim = sub.add_parser("sim", help="sim: train on a few seeds, drive unseen seeds, bench latency")
     add_flags(sim, SimPlan)

@@ -20,16 +20,13 @@ import augment
 from augment.preview import preview_grid
 from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE
 from car.frames import prepare_frame
-from car.tub import TubError, open_tubs
+from car.tub import open_tubs
 from training.models import ARCHITECTURES, default_frame_spec
+from tubcar.errors import command_parser
 
 
 def preview(args: argparse.Namespace) -> None:
-    try:
-        tubs = open_tubs(args.tub)
-        records = [(tub, record) for tub in tubs for record in tub.records()]
-    except TubError as err:
-        raise SystemExit(f"error: {err}") from None
+    records = [(tub, record) for tub in open_tubs(args.tub) for record in tub.records()]
     if not records:
         raise SystemExit(f"error: no usable records in {', '.join(args.tub)}")
     rng = np.random.default_rng(args.seed)
@@ -52,9 +49,7 @@ def preview(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar augment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar augment", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     grid = sub.add_parser("preview", help="PNG grid of original and augmented frames with labels")
     grid.add_argument("--tub", nargs="+", required=True, help="tub(s) or folders of tubs")

@@ -14,23 +14,25 @@ reuses the tub and trained models already in --out.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from experiments.augment_evidence import EvidencePlan, run_evidence
 from training.flags import add_flags, from_flags
+from tubcar.errors import command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar augment-evidence",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("tubcar augment-evidence", __doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for tub, models and results")
     add_flags(parser, EvidencePlan)
     args = parser.parse_args(argv)
-    results = run_evidence(from_flags(EvidencePlan, args), args.out)
+    plan = from_flags(EvidencePlan, args)
+    if plan.style_dirs:
+        from augment.style import read_card
+
+        for folder in plan.style_dirs:  # a wrong folder is said now, not after minutes of training
+            read_card(folder)
+    results = run_evidence(plan, args.out)
     print((args.out / "evidence.md").read_text())
     print(
         f"wrote {args.out / 'evidence.json'}, evidence.md and evidence.png ({len(results['models'])} models)"

@@ -5,9 +5,10 @@ Each subject lives in `benchmarks/<subject>.py` with `add_arguments(parser)` and
 pays for TensorFlow.
 """
 
-import argparse
 import importlib
 import json
+
+from tubcar.errors import command_parser
 
 SUBJECTS = {
     "tub": "records/s written and images/s read+decoded",
@@ -22,9 +23,7 @@ SUBJECTS = {
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar bench", __doc__)
     sub = parser.add_subparsers(dest="subject", required=True, metavar="SUBJECT")
     for name, help_text in SUBJECTS.items():
         sub_parser = sub.add_parser(name, help=help_text)

@@ -11,7 +11,6 @@ holding angle 0 for >= 12 frames). Metres rest on one known width: the white tap
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,14 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from car import channels
+from tubcar.errors import UserError, command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar calibrate-camera",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("tubcar calibrate-camera", __doc__)
     parser.add_argument(
         "--tub", type=Path, required=True, help="a tub recorded by the car, driven by a person"
     )
@@ -54,9 +50,9 @@ def main(argv: list[str] | None = None) -> int | None:
             white_tape_m=args.white_tape_m,
             progress=lambda step: print(f"measuring {step} ...", file=sys.stderr),
         )
-    except (TubError, ValueError, KeyError) as err:
-        print(f"tubcar calibrate-camera: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, KeyError) as err:  # the tub cannot be measured: too short, no straights, ...
+        hint = "it needs a longer drive (see `tubcar calibrate-camera --help`)"
+        raise UserError(f"{err}, {args.tub}, {hint}") from None
     wheelbase = args.wheelbase_m or SteeringConfig().wheelbase_m
     report = {
         **result.to_dict(),

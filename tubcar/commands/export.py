@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from car.frames import COLOR_ORDERS
-from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR, budget_warning
+from training.latency import DEFAULT_BUDGET_MS, DEFAULT_RUNS, PI4_SCALE_FACTOR
+from tubcar.errors import UserError, command_parser
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -23,13 +24,15 @@ def convert(args: argparse.Namespace) -> None:
     from training.export import export_keras_file
     from training.models import default_frame_spec
 
+    if not args.keras.is_file():
+        raise UserError(f"no such Keras model, {args.keras}, give the model.keras that `tubcar train` wrote")
     try:
         card = load_card(args.keras.parent)
         spec, architecture = card.input, args.model or card.architecture
     except BundleError:
         if not args.model:
-            raise SystemExit(
-                f"{args.keras.parent}: no model.json beside the Keras model; give --model (and input flags)"
+            raise UserError(
+                f"no model.json beside the Keras model, {args.keras.parent}, give --model (and input flags)"
             ) from None
         spec, architecture = default_frame_spec(args.model, args.source_width, args.source_height), args.model
     overrides = {name: getattr(args, name) for name in FRAME_FLAGS if getattr(args, name) is not None}
@@ -51,17 +54,8 @@ def convert(args: argparse.Namespace) -> None:
 def latency(args: argparse.Namespace) -> None:
     from training.export import remeasure_latency
 
-    card = remeasure_latency(args.bundle, args.latency_budget_ms, args.pi_scale_factor, args.runs)
-    spec = card.latency
-    print(
-        f"{args.bundle}: {spec.median_ms:.3f} ms median, {spec.p99_ms:.3f} ms p99 "
-        f"on {spec.machine} (1 thread); "
-        f"Pi 4 {'measured' if args.pi_scale_factor == 1 else 'estimate'} {spec.pi_estimate_ms:.2f} ms, "
-        f"budget {spec.budget_ms:g} ms; model.json updated"
-    )
-    warning = budget_warning(spec.model_dump())
-    if warning:
-        print(warning)
+    remeasure_latency(args.bundle, args.latency_budget_ms, args.pi_scale_factor, args.runs)
+    print(f"{args.bundle}/model.json updated")
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -69,9 +63,7 @@ def main(argv: list[str] | None = None) -> int | None:
     from training.export import QUANTIZATIONS
     from training.models import ARCHITECTURES
 
-    parser = argparse.ArgumentParser(
-        prog="tubcar export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar export", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="Keras model -> pilot.tflite + model.json")
     conv.add_argument("--keras", type=Path, required=True, help="a .keras file")
@@ -88,9 +80,16 @@ def main(argv: list[str] | None = None) -> int | None:
     add_data_arguments(conv)
     lat = sub.add_parser("latency", help="time a bundle on this machine and update its model.json")
     lat.add_argument("bundle", type=Path)
-    lat.add_argument("--runs", type=int, default=300)
+    lat.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="timed calls")
     for sub_parser in (conv, lat):
-        sub_parser.add_argument("--latency-budget-ms", type=float, default=DEFAULT_BUDGET_MS)
-        sub_parser.add_argument("--pi-scale-factor", type=float, default=PI4_SCALE_FACTOR)
+        sub_parser.add_argument(
+            "--latency-budget-ms", type=float, default=DEFAULT_BUDGET_MS, help="model p99 allowed on a Pi 4"
+        )
+        sub_parser.add_argument(
+            "--pi-scale-factor",
+            type=float,
+            default=PI4_SCALE_FACTOR,
+            help="assumed Pi 4 / this machine latency ratio; 1 on the Pi itself",
+        )
     args = parser.parse_args(argv)
     {"convert": convert, "latency": latency}[args.command](args)

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from car.bundle import BundleError
-from car.config import ConfigError, load_config
+from car.config import load_config
 from car.pilot import Pilot
 from car.tub import Tub, TubError
 from car.tub.ranges import parse_index_range
@@ -48,6 +47,8 @@ from evaluation.replay import (
 from evaluation.tags import TAGS_FILE, FrameTags, error_by_tag
 from evaluation.verdict import advice, reference_scores
 from sim.vehicle import VehicleModel
+from training.registry import DEFAULT_INDEX, append_score
+from tubcar.errors import command_parser
 
 CAMERA_FLAGS = {
     "camera_height": "height_m",
@@ -58,9 +59,7 @@ CAMERA_FLAGS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="tubcar replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar replay", __doc__)
     parser.add_argument("--tub", type=Path, required=True, help="tub folder to replay")
     parser.add_argument("--model", type=Path, required=True, help="model bundle (folder with model.json)")
     parser.add_argument("--out", type=Path, help="where PNG/MP4 go (default: runs/replay/<tub>-<model>)")
@@ -77,6 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--worst", type=int, default=6, help="open loop: worst frames shown per situation (%(default)s)"
     )
     parser.add_argument("--config", type=Path, help="car config TOML: camera mounting, loop rate")
+    parser.add_argument("--registry", type=Path, default=DEFAULT_INDEX, help="closed loop: models registry")
     camera = parser.add_argument_group(
         "camera (default: what a simulator tub recorded, else the car config's, else the Donkey car's)"
     )
@@ -145,7 +145,9 @@ def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -
         pilot,
         on_frame=add_frame if video else None,
         keep=record_range(args),
-        progress=lambda items: tqdm(items, desc="open loop", unit="record", disable=args.json),
+        progress=lambda items: tqdm(
+            items, total=len(tub), desc="open loop", unit="record", disable=args.json
+        ),
     )
     metrics = result.metrics()
     title = (
@@ -196,26 +198,28 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
     )
     rate = car_config.loop.rate_hz if car_config else 20.0
     video = None if args.no_video else ea.ReplayVideo(out / "closed_loop.mp4", fps=rate, scale=2)
-    count = {"interventions": 0}
-    bar = tqdm(desc="closed loop", unit="step", disable=args.json)
-
-    def on_step(frame, step):
-        bar.update()
-        count["interventions"] += step.intervention
-        if video is None:
-            return
-        text = ea.closed_loop_caption(step, count["interventions"])
-        video.add(frame, math.nan, step.angle, text, alert=step.intervention)
-
+    keep = record_range(args)
     track = replay_track(
         tub,
         camera,
         vehicle,
         config,
         rate,
-        keep=record_range(args),
+        keep=keep,
         progress=lambda items: tqdm(items, desc="path from the pictures", unit="frame", disable=args.json),
     )
+    count = {"interventions": 0}
+    reached = {r["_index"]: n for n, r in enumerate((r for r in tub.records() if not keep or keep(r)), 1)}
+    bar = tqdm(total=len(reached), desc="closed loop", unit="record", disable=args.json)
+
+    def on_step(frame, step):
+        bar.update(reached.get(step.record_index, bar.n) - bar.n)
+        count["interventions"] += step.intervention
+        if video is None:
+            return
+        text = ea.closed_loop_caption(step, count["interventions"])
+        video.add(frame, math.nan, step.angle, text, alert=step.intervention)
+
     result = closed_loop(track, pilot, camera, vehicle, config, rate_hz=rate, on_step=on_step)
     bar.close()
     metrics = result.metrics()
@@ -280,13 +284,9 @@ def print_summary(metrics: dict, closed: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int | None:
     args = parse_args(argv)
-    try:
-        tub = Tub(args.tub)
-        pilot = Pilot.load(args.model)
-        car_config = load_config(args.config) if args.config else None
-    except (TubError, BundleError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    tub = Tub(args.tub)
+    pilot = Pilot.load(args.model)
+    car_config = load_config(args.config) if args.config else None
     out = args.out or Path("runs") / "replay" / f"{args.tub.resolve().name}-{args.model.resolve().name}"
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -297,6 +297,13 @@ def main(argv: list[str] | None = None) -> int | None:
     except (TubError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    scored = (
+        append_score(args.model, metrics, "replay", args.tub.name, args.registry)
+        if args.closed_loop
+        else None
+    )
+    if scored:
+        print(f"registry: score appended to run {scored['scored_run']} in {args.registry}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, sort_keys=True))
     else:

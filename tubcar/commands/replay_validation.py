@@ -19,20 +19,16 @@ the replay's own agreement.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from experiments.replay_validation import ValidationPlan, fidelity_table, run_validation, table
 from training.flags import add_flags, from_flags
+from tubcar.errors import command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar replay-validation",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("tubcar replay-validation", __doc__)
     parser.add_argument(
         "--out",
         type=Path,

@@ -22,12 +22,11 @@ from training.models import ARCHITECTURES
 from training.registry import DEFAULT_INDEX, append_run
 from training.search import OBJECTIVES, SearchConfig, is_search_chief, run_search
 from training.train import TrainOptions
+from tubcar.errors import command_parser
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="tubcar search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar search", __doc__)
     add_data_arguments(parser)
     parser.add_argument(
         "--out", type=Path, default=Path("runs/search"), help="search folder (default %(default)s)"

@@ -22,6 +22,8 @@ from car.contracts import FramePolicy
 from evaluation.scoring import score
 from sim import ImageEffects, Observation, Simulation, Track, record_tub
 from sim.parts import ExpertPilot
+from training.registry import DEFAULT_INDEX, append_score
+from tubcar.errors import command_parser
 
 
 def track_argument(value: str) -> Track:
@@ -69,7 +71,7 @@ def drive(args: argparse.Namespace) -> None:
     if args.video:
         from evaluation.video import DriveVideo
 
-        video = DriveVideo(args.video, sim)
+        video = DriveVideo(args.video, sim, laps=args.laps)
     bar = tqdm(
         total=args.laps,
         desc=f"drive {sim.track.name}",
@@ -89,6 +91,10 @@ def drive(args: argparse.Namespace) -> None:
     result["model"] = args.model
     if video:
         result["video"] = str(video.close())
+    if args.model != "expert" and (
+        scored := append_score(args.model, result, "sim", sim.track.name, args.registry)
+    ):
+        print(f"registry: score appended to run {scored['scored_run']} in {args.registry}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return
@@ -125,9 +131,7 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar sim", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     rec = commands.add_parser("record", help="let the expert drive and record a tub")
@@ -148,6 +152,9 @@ def main(argv: list[str] | None = None) -> int | None:
     drv.add_argument("--video", type=Path, help="write an MP4 of the drive")
     drv.add_argument("--json", action="store_true", help="print one JSON object")
     drv.add_argument("--seed", type=int, default=0, help="random seed of the camera effects")
+    drv.add_argument(
+        "--registry", type=Path, default=DEFAULT_INDEX, help="models registry the score is appended to"
+    )
     add_camera_effects(drv)
     drv.set_defaults(run=drive)
 

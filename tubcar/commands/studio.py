@@ -12,21 +12,16 @@ Changes are soft deletes and side files (tags.json, filter.json) under the tub's
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 from pathlib import Path
 
-from car.bundle import BundleError
-from car.tub import TubError
 from studio.app import Studio
 from studio.server import StudioServer, is_loopback
+from tubcar.errors import UserError, command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar studio", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar studio", __doc__)
     parser.add_argument("tubs", nargs="+", type=Path, metavar="TUB", help="tub folders, or folders of tubs")
     parser.add_argument("--model", nargs="+", type=Path, default=[], metavar="M", help="model bundles")
     parser.add_argument(
@@ -41,9 +36,8 @@ def main(argv: list[str] | None = None) -> int | None:
         studio = Studio(args.tubs, args.model, args.out)
         server = StudioServer(studio, args.host, args.port)
         url = server.start()
-    except (TubError, BundleError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except RuntimeError as err:  # the server could not start, e.g. the port is taken
+        raise UserError(f"{err}, tubcar studio, try another --port") from None
     print(f"tub studio: {len(studio.tubs)} tub(s), {len(studio.bundles)} model(s); open {url}")
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can see these tubs")

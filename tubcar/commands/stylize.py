@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tubcar.errors import command_parser
+
 
 def load_content_frames(tub_paths: list[str], max_frames: int, seed: int, scale: float = 1.0):
     """Up to max_frames random camera frames from the tubs, scaled: uint8 (N, H, W, 3), H, W % 4 == 0,
@@ -74,6 +76,13 @@ def train(args: argparse.Namespace) -> None:
         f"style {args.style}: {style_image.shape[1]}x{style_image.shape[0]}; content: {len(frames)} frames "
         f"{frames.shape[2]}x{frames.shape[1]} from {', '.join(args.tub)}"
     )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    preview = out / "preview.png"
+    print(
+        f"building the VGG16 loss network and tracing the training step (the first step takes a while); "
+        f"{preview} shows the style learnt so far every {args.preview_every} steps"
+    )
     bar = tqdm(total=settings.steps, desc="train style", unit="step")
 
     def on_step(_: int, losses: dict[str, float]) -> None:
@@ -82,7 +91,14 @@ def train(args: argparse.Namespace) -> None:
         )
         bar.update()
 
-    network, history = train_style_network(style_image, frames, settings, args.vgg_weights, on_step)
+    def on_preview(picture, _steps_done: int) -> None:
+        import cv2
+
+        cv2.imwrite(str(preview), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+
+    network, history = train_style_network(
+        style_image, frames, settings, args.vgg_weights, on_step, on_preview, args.preview_every
+    )
     bar.close()
     name = args.name or Path(args.style).stem
     info = {
@@ -115,9 +131,7 @@ def apply(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar stylize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar stylize", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("train", help="learn a style network from one style image")
@@ -150,6 +164,13 @@ def main(argv: list[str] | None = None) -> int | None:
     fit.add_argument("--style-weight", type=float, default=1.0)
     fit.add_argument("--tv-weight", type=float, default=1e-4)
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--preview-every",
+        type=int,
+        default=100,
+        metavar="N",
+        help="write OUT/preview.png (style, content frames, their rendering now) every N steps",
+    )
     fit.set_defaults(func=train)
 
     render = sub.add_parser("apply", help="write a stylised copy of a tub")

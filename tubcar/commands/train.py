@@ -10,22 +10,18 @@ and appends the run to the models registry (--registry; list it with tubcar mode
 With --distribute multiworker only worker 0 (the chief) exports and registers the run.
 """
 
-import argparse
-import sys
 from pathlib import Path
 
 import augment
-from car.tub import TubError
 from training.cli import add_arguments, options_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
 from training.train import train
+from tubcar.errors import UserError, command_parser
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar train", __doc__)
     add_arguments(parser)
     augment.add_arguments(parser)
     parser.add_argument(
@@ -39,9 +35,9 @@ def main(argv: list[str] | None = None) -> int | None:
     options = options_from_args(args, augment.config_from_args(args))
     try:
         result = train(args.tub, args.out, options)
-    except (TubError, ValueError) as err:  # bad data, a NaN loss, a failed export: said in one line
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except ValueError as err:  # bad data, a NaN loss, a failed export: said in one line
+        hint = "see `tubcar train --help` (--split, --lr, --quantize) and `tubcar tub check`"
+        raise UserError(f"{err}, {' '.join(map(str, args.tub))}, {hint}") from None
     if not is_chief():
         return  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from car.tub import LABEL_LIMIT, Tub, TubError, open_tubs
+from car.tub import LABEL_LIMIT, Tub, open_tubs
 from car.tub.convert import convert_v1_to_v2
 from car.tub.inspect import check, save_histograms, summarise
 from car.tub.ranges import parse_index_range
+from tubcar.errors import command_parser
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -85,9 +85,7 @@ def cmd_hist(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="tubcar tub", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("tubcar tub", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="summarise tubs")
     info.add_argument("paths", nargs="+", type=Path)
@@ -119,8 +117,4 @@ def main(argv: list[str] | None = None) -> int | None:
     hist.add_argument("--out", type=Path, required=True)
     hist.set_defaults(run=cmd_hist)
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except TubError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return args.run(args)
