@@ -160,7 +160,7 @@ def plot_timeline(
 
 
 def plot_gallery(
-    frames: dict[str, Sequence[np.ndarray]],
+    frames: Mapping[str, Sequence[np.ndarray]],
     recorded: np.ndarray,
     predicted: np.ndarray,
     worst: dict[str, np.ndarray],

@@ -18,7 +18,7 @@ from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_MODE, USER_THROTTLE
 from car.contracts import FramePolicy
 from car.tub import Tub, TubError, TubRecordError
 from evaluation.error_analysis import ReplayVideo
-from evaluation.replay import frame_interval_s
+from evaluation.path import frame_interval_s
 from evaluation.video import MODEL_COLOUR, RECORDED_COLOUR
 
 

@@ -38,7 +38,7 @@ class VideoFile:
 
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix])
+            fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[self.path.suffix])
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
                 raise OSError(f"{self.path}: OpenCV cannot write a {self.path.suffix} video here")
@@ -113,6 +113,8 @@ class DriveVideo:
 
     def write(self, observation: Observation) -> None:
         """Add one frame: the camera view with the map inset, a status line and the gauge."""
+        if observation.image is None:
+            raise ValueError("SimVideo.write needs a rendered observation (the step rendered no image)")
         frame = cv2.resize(observation.image, self.size, interpolation=cv2.INTER_NEAREST)
         state = observation.state
         point = tuple(to_pixels(self._world_to_map, np.array([[state.x, state.y]]))[0])

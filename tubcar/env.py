@@ -70,6 +70,8 @@ class _QuietLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        module.__loader__ = module.__spec__.loader = self.loader  # the module sees its own loader
+        module.__loader__ = self.loader  # the module sees its own loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
         with quiet.native_stderr_silenced():
             self.loader.exec_module(module)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_USER_ERROR = 2  # what argparse uses for a usage error: one exit code for every mistake
 
@@ -91,8 +91,9 @@ class CommandParser(argparse.ArgumentParser):
     info --bogus` answers `error: unrecognized arguments: --bogus, tubcar tub info, ...`.
     """
 
-    def __init__(self, *args, formatter_class: type = HelpFormatter, **kwargs) -> None:
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"error: {message}, {self.prog}, see `{self.prog} --help`\n")

@@ -67,3 +67,4 @@ def main(argv: list[str] | None = None) -> int | None:
     grid.set_defaults(func=preview)
     args = parser.parse_args(argv)
     args.func(args)
+    return 0

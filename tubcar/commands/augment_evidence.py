@@ -37,3 +37,4 @@ def main(argv: list[str] | None = None) -> int | None:
     print(
         f"wrote {args.out / 'evidence.json'}, evidence.md and evidence.png ({len(results['models'])} models)"
     )
+    return 0

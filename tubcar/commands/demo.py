@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int | None:
         f"{card.latency.median_ms:.3f} ms median on this machine)"
     )
     print(f"4/4 driving {args.drive_laps} laps on track {args.test_seed}, never seen in training ...")
-    drive = drive_sim(bundle, [args.test_seed], args.drive_laps)[str(args.test_seed)]
+    drive = drive_sim(bundle, (args.test_seed,), args.drive_laps)[str(args.test_seed)]
     append_score(bundle, drive, "sim", drive["track"], args.registry)
     print(json.dumps(drive, indent=2))
     print(
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int | None:
     print("\nnext, try:")
     for command, why in next_commands(args.out, bundle, tubs[0], args.test_seed + 1, args.registry):
         print(f"  {command}\n      {why}")
+    return 0
 
 
 def next_commands(out: Path, bundle: Path, tub: Path, track: int, registry: Path) -> list[tuple[str, str]]:

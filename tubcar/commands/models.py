@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training.registry import DEFAULT_INDEX, Registry, flatten, read_registry
-from tubcar.errors import UserError, command_parser
+from tubcar.errors import CommandParser, UserError, command_parser
 
 
 def _cell(value: object) -> str:
@@ -153,7 +153,7 @@ def show_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int | None:
     parser = command_parser("tubcar models", __doc__)
-    common = argparse.ArgumentParser(add_help=False)
+    common = CommandParser(add_help=False)
     common.add_argument(
         "--index", type=Path, default=DEFAULT_INDEX, help="registry file (default: %(default)s)"
     )

@@ -27,6 +27,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -137,8 +138,9 @@ def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -
     video = None if args.no_video else ea.ReplayVideo(out / "replay.mp4", fps=20.0, scale=2)
 
     def add_frame(frame, record, prediction):
-        text = [f"#{record['_index']} rec {record['user/angle']:+.2f} pred {prediction[0]:+.2f}"]
-        video.add(frame, record["user/angle"], prediction[0], text)
+        if video is not None:
+            text = [f"#{record['_index']} rec {record['user/angle']:+.2f} pred {prediction[0]:+.2f}"]
+            video.add(frame, record["user/angle"], prediction[0], text)
 
     result = open_loop(
         tub,
@@ -149,7 +151,7 @@ def run_open_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path) -
             items, total=len(tub), desc="open loop", unit="record", disable=args.json
         ),
     )
-    metrics = result.metrics()
+    metrics: dict[str, Any] = result.metrics()
     title = (
         f"{tub.path.name} through {args.model.name} ({pilot.card.architecture}, {pilot.card.quantization})"
     )
@@ -222,7 +224,7 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
 
     result = closed_loop(track, pilot, camera, vehicle, config, rate_hz=rate, on_step=on_step)
     bar.close()
-    metrics = result.metrics()
+    metrics: dict[str, Any] = result.metrics()
     metrics["path_description"] = track.path.describe()
     metrics["reference"] = reference_scores(track, camera, vehicle, config, rate)
     metrics["advice"] = advice(metrics["autonomy"], metrics["reference"])

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int | None:
     if not is_search_chief():
         return 0
     print(f"\n{len(result.rows)} trials, best first: {result.table}")
-    if result.best is None:
+    if result.best is None or result.best_bundle is None:
         print(
             f"no trial met the latency budget of {args.latency_budget_ms:g} ms: "
             "raise it or search smaller models"

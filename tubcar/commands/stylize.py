@@ -182,3 +182,4 @@ def main(argv: list[str] | None = None) -> int | None:
 
     args = parser.parse_args(argv)
     args.func(args)
+    return 0
