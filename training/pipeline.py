@@ -41,6 +41,35 @@ def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
     return prepared
 
 
+REPRESENTATIVE_FRAMES = 500  # int8 calibration frames (the converter's guide: 100-500)
+
+
+def representative_frames(
+    frames: Frames, spec: FrameSpec, count: int = REPRESENTATIVE_FRAMES, augmenter: Callable | None = None
+) -> np.ndarray:
+    """Prepared uint8 frames for int8 calibration, drawn across the whole training set.
+
+    Calibration fixes the range of every activation; a frame whose activations fall
+    outside it is clipped on the car. So the frames are spread evenly over the training
+    frames in recording order (every tub, session and stretch of track, not a random
+    few), and with an `augmenter` every other one is augmented as in training: the model
+    was fitted to those too, and brightness, shadows and blur widen the ranges it meets.
+    """
+    picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(np.int64)
+    prepared = prepare_all(frames.images[picks], spec)
+    if augmenter is not None and len(picks) > 1:
+        chosen = picks[1::2]
+        keys = np.arange(len(chosen), dtype=np.uint64)
+        prepared[1::2] = augmenter.augment_batch(
+            frames.images[chosen],
+            frames.angles[chosen],
+            frames.throttles[chosen],
+            keys,
+            partial(prepare_frame, spec=spec),
+        )[0]
+    return prepared
+
+
 def normalise_batch(spec: FrameSpec):
     """The tf twin of car.frames.normalise (same float32 arithmetic): uint8 -> float32."""
     import tensorflow as tf
