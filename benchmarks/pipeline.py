@@ -68,14 +68,14 @@ def run(args: argparse.Namespace) -> dict:
     compile_model(model, FitConfig(verbose=0), steps_per_epoch=args.batches)
     if augmenter is None:
         pipeline_rate = _drain_rate(plain, args.batches, args.batch_size)
-        train_rate = end_to_end_rate = _fit_rate(model, plain, args.batches, args.batch_size)
+        train_rate = end_to_end_rate = fit_rate(model, plain, args.batches, args.batch_size)
     else:
         with AugmentedBatches(images, angles, throttles, augmenter, spec, args.augment_workers) as source:
             augmented = augmented_dataset(source, spec, args.batch_size, seed=0)
             pipeline_rate = _drain_rate(augmented, args.batches, args.batch_size)
-            end_to_end_rate = _fit_rate(model, augmented, args.batches, args.batch_size)
+            end_to_end_rate = fit_rate(model, augmented, args.batches, args.batch_size)
         in_memory = plain.take(8).cache().repeat()  # batches that are always ready
-        train_rate = _fit_rate(model, in_memory, args.batches, args.batch_size)
+        train_rate = fit_rate(model, in_memory, args.batches, args.batch_size)
     return {
         "pipeline_images_per_s": round(pipeline_rate, 1),
         "train_images_per_s": round(train_rate, 1),
@@ -125,7 +125,7 @@ def _augment_rate(augmenter, images, angles, throttles, spec, batches: int, batc
     return batches * batch_size / (time.perf_counter() - started)
 
 
-def _fit_rate(model, dataset, batches: int, batch_size: int) -> float:
+def fit_rate(model, dataset, batches: int, batch_size: int) -> float:
     """Steady-state training rate: timed between batch ends, without fit's per-call start-up (~1-2 s)."""
     import keras
 

@@ -66,6 +66,12 @@ class FrameSpec:
         return 1 if self.color == "gray" else 3
 
     @property
+    def keeps_frame(self) -> bool:
+        """Is the prepared frame the camera frame itself (no crop, no resize, RGB)?"""
+        unchanged = (self.height, self.width) == (self.source_height, self.source_width)
+        return unchanged and self.crop_top == self.crop_bottom == 0 and self.color == "rgb"
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of one model input."""
         return (self.height, self.width, self.channels)

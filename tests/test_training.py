@@ -528,6 +528,15 @@ def test_quantisation_choice_and_latency_budget(trained, tmp_path):
         < cards["int8"].parity["angle"]["max_abs_diff"]
     )
     assert all(card.latency.meets_budget is False for card in cards.values())
+    from ai_edge_litert.interpreter import Interpreter
+
+    weights = [  # int8 tensors with one row per output channel: conv kernels and dense matrices
+        t
+        for t in Interpreter(model_path=str(tmp_path / "int8" / "pilot.tflite")).get_tensor_details()
+        if t["dtype"] == np.int8 and len(t["shape"]) >= 2 and t["shape"][0] > 1
+    ]
+    assert len(weights) == 5  # fast: four convolutions and the dense layer, each per output channel
+    assert all(len(t["quantization_parameters"]["scales"]) == t["shape"][0] for t in weights)
     generous = export_bundle(
         trained.model,
         spec,

@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 
 
 def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
-    """(N, h, w, 3) camera frames -> (N, H, W, C) uint8 model frames, by car.frames.prepare_frame."""
+    """(N, h, w, 3) camera frames -> (N, H, W, C) uint8 model frames, by car.frames.prepare_frame.
+
+    When the spec keeps the camera frame as it is (`linear`'s), the result is `images`
+    itself, not a copy of a few hundred MB: never write into it.
+    """
+    if spec.keeps_frame:
+        return images
     prepared = np.empty((len(images), *spec.input_shape), dtype=np.uint8)
     for position, image in enumerate(images):
         prepared[position] = prepare_frame(image, spec)
@@ -56,7 +62,7 @@ def representative_frames(
     was fitted to those too, and brightness, shadows and blur widen the ranges it meets.
     """
     picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(np.int64)
-    prepared = prepare_all(frames.images[picks], spec)
+    prepared = np.array(prepare_all(frames.images[picks], spec))  # a copy: half is overwritten below
     if augmenter is not None and len(picks) > 1:
         chosen = picks[1::2]
         keys = np.arange(len(chosen), dtype=np.uint64)
