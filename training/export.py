@@ -49,25 +49,38 @@ def convert(model, quantization: str, spec: FrameSpec, representative: np.ndarra
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantization in ("dynamic", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "int8":
-        if representative is None or len(representative) == 0:
-            raise ValueError("int8 quantisation needs representative frames from the tub")
-        samples = normalise(pin_input_range(representative), spec)
-
-        def representative_dataset():
-            for sample in samples:
-                yield [sample[None]]
-
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter = int8_converter(model, spec, representative)
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.int8
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if quantization == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    with quiet_converter():
+        return converter.convert()
+
+
+def int8_converter(model, spec: FrameSpec, representative: np.ndarray | None):
+    """A converter to int8 weights and activations, calibrated on prepared uint8 frames (float I/O)."""
+    import tensorflow as tf
+
+    if representative is None or len(representative) == 0:
+        raise ValueError("int8 quantisation needs representative frames from the tub")
+    samples = normalise(pin_input_range(representative), spec)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+@contextlib.contextmanager
+def quiet_converter():
+    """Hide what the converter prints (Keras's SavedModel signature on stdout) and its input warning."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return converter.convert()  # Keras prints its SavedModel signature on stdout: hide it
+        yield
 
 
 def pin_input_range(frames: np.ndarray) -> np.ndarray:
@@ -219,36 +232,41 @@ def export_keras_file(
 ) -> ModelCard:
     """Export a saved Keras model, calibrating and checking parity on frames from `tubs`.
 
-    The tub is split exactly as training splits it (same seed), so calibration uses
-    training frames (not augmented: this command does not know the training's
-    augmentation) and parity uses dev frames.
+    Calibration uses training frames (not augmented: this command does not know the
+    training's augmentation), parity dev frames; see `training_and_dev`.
     """
     import keras
 
-    from training.data import RecordFilter, load_frames
     from training.pipeline import prepare_all, representative_frames
-    from training.split import SplitConfig, split_frames
 
     model = keras.models.load_model(keras_path, compile=False)
-    frames, report = load_frames(tubs, rules or RecordFilter(), progress=False)
-    log(f"data: {report.summary()}")
-    split = split_frames(frames.sessions, split_config or SplitConfig())
-    if len(split.dev) == 0:
-        raise ValueError("no dev frames for the parity check: use more data or a different --split")
-    dev = frames.take(split.dev[:PARITY_FRAMES])
+    train, dev, report = training_and_dev(tubs, rules, split_config, log)
     return export_bundle(
         model,
         spec,
         out,
         architecture=architecture,
-        representative=representative_frames(frames.take(split.train), spec),
-        parity_inputs=prepare_all(dev.images, spec),
+        representative=representative_frames(train, spec),
+        parity_inputs=prepare_all(dev.images[:PARITY_FRAMES], spec),
         quantization=quantization,
         training={"keras_model": str(Path(keras_path).resolve()), "data": report.to_dict()},
         budget_ms=budget_ms,
         pi_scale_factor=pi_scale_factor,
         log=log,
     )
+
+
+def training_and_dev(tubs: list[str | Path], rules=None, split_config=None, log=print):
+    """(training frames, dev frames, load report) of `tubs`, split exactly as training splits them."""
+    from training.data import RecordFilter, load_frames
+    from training.split import SplitConfig, split_frames
+
+    frames, report = load_frames(tubs, rules or RecordFilter(), progress=False)
+    log(f"data: {report.summary()}")
+    split = split_frames(frames.sessions, split_config or SplitConfig())
+    if len(split.dev) == 0:
+        raise ValueError("no dev frames for the parity check: use more data or a different --split")
+    return frames.take(split.train), frames.take(split.dev), report
 
 
 def remeasure_latency(
