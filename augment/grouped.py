@@ -47,7 +47,7 @@ class HueSaturationValue(A.HueSaturationValue):
 
 
 class GaussNoise(A.GaussNoise):
-    """albumentations draws one noise map for a stack (from its first frame); add it to all by broadcasting."""
+    """albumentations draws one noise map for a stack (from its first frame): broadcast it to all."""
 
     def apply_to_images(self, images: np.ndarray, *args: Any, **params: Any) -> np.ndarray:
         return self.apply(images, **params)

@@ -3,9 +3,11 @@
 Speed: drives the expert round a seeded track, stepping physics and rendering the camera
 every step, with OpenCV held to one thread. Reported: `frames_per_s` (step + render, the
 issue's figure), the split between them, and the one-off cost of building a track's
-textures. Expert: drives `--expert-seeds` seeded tracks one lap each, noise-free (what
-`sim.py drive --model expert` does) and with the recording's steering noise (what
-`sim.py record` does), and reports autonomy, interventions and CTE over them.
+textures. `--preset warehouse` times the real track's look with its camera effects (noise,
+blur, exposure) and the expert in `--lane`. Expert: drives `--expert-seeds` seeded tracks
+of the preset one lap each, noise-free (what `sim.py drive --model expert` does) and with
+the recording's steering noise (what `sim.py record` does), and reports autonomy,
+interventions and CTE over them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--expert-seeds", type=int, default=50, help="seeds 0..N-1 the expert drives a lap on"
     )
     parser.add_argument("--noise", type=float, default=0.3, help="steering noise of the recording runs")
+    parser.add_argument("--preset", default="mixed", help="track preset: mixed or warehouse")
+    parser.add_argument("--lane", default="centre", help="the expert's lane: centre, right or left")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -30,14 +34,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from evaluation.scoring import expert_pilot, score
     from sim import ExpertDriver, Simulation, Track
+    from sim.presets import get_preset
 
     cv2.setNumThreads(1)
     started = time.perf_counter()
-    track = Track.from_seed(args.track)
-    sim = Simulation(track)
+    track = Track.from_seed(args.track, args.preset)
+    sim = Simulation(track, effects=get_preset(args.preset).effects)
     sim.render()  # builds the textures
     build_s = time.perf_counter() - started
-    expert = ExpertDriver(track, sim.vehicle, dt=sim.dt)
+    expert = ExpertDriver(track, sim.vehicle, dt=sim.dt, lane=args.lane)
     commands = []
     for _ in range(args.frames):  # the expert's commands, so its own cost is not timed
         command = expert.command(sim.state)
@@ -57,15 +62,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     total = step_s + render_s
     seeds = range(args.expert_seeds)
     expert = [
-        score(expert_pilot(s), s, laps=1, render=False)
-        for s in (Simulation(Track.from_seed(i)) for i in seeds)
+        score(expert_pilot(s, lane=args.lane), s, laps=1, render=False)
+        for s in (Simulation(Track.from_seed(i, args.preset)) for i in seeds)
     ]
     noisy = [
-        score(expert_pilot(s, noise=args.noise, seed=i), s, laps=1, render=False)
-        for i, s in ((i, Simulation(Track.from_seed(i))) for i in seeds)
+        score(expert_pilot(s, noise=args.noise, seed=i, lane=args.lane), s, laps=1, render=False)
+        for i, s in ((i, Simulation(Track.from_seed(i, args.preset))) for i in seeds)
     ]
     return {
         "track": track.name,
+        "preset": args.preset,
+        "lane": args.lane,
         "frame": f"{sim.camera.width}x{sim.camera.height} RGB",
         "frames": args.frames,
         "frames_per_s": round(args.frames / total.sum(), 1),

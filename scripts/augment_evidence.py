@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`tubcar augment-evidence` as a script, for those who type the old path: see `tubcar augment-evidence --help`."""
+"""`tubcar augment-evidence` for those who type the old path: see `tubcar augment-evidence --help`."""
 
 import runpy
 import sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`tubcar replay-validation` as a script, for those who type the old path: see `tubcar replay-validation --help`."""
+"""`tubcar replay-validation` for those who type the old path: see `tubcar replay-validation --help`."""
 
 import runpy
 import sys

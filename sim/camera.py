@@ -1,11 +1,17 @@
-"""Pinhole camera on the car, and the flat-ground geometry that renders (and warps) its view.
+"""The camera on the car, and the flat-ground geometry that renders (and warps) its view.
 
 The camera sits `forward_m` ahead of the rear axle, `height_m` above the floor, looking
 along the car's heading and pitched down by `pitch_deg`; `fov_deg` is the horizontal field
-of view. For points on the flat floor the map from floor to image is a homography, so
-the simulator renders the ground with one perspective warp of a top-down texture, and the
-replay tools can move a real recorded frame to a nearby pose with the same geometry
-(`ground_to_image` at two poses, composed).
+of view of its pinhole model, i.e. of the frame with the lens distortion removed
+(`k1`, `k2`: see sim/lens.py; the lens itself sees wider). For points on the flat floor the
+map from floor to pinhole image is a homography, so the simulator renders the ground with
+one perspective warp of a top-down texture (then bends it through the lens), and the
+replay tools can move a recorded frame to a nearby pose with the same geometry
+(`ground_to_image` at two poses, composed). Every geometry method here is the pinhole's.
+
+The defaults are the car config's `[camera]` defaults (car/config.py), which are the real
+Donkey tub's camera as `tubcar calibrate-camera` measures it: the car, the simulator and
+the replay share one camera.
 
 Frames: world x east, y north, z up; car frame x forward, y left; camera frame x right,
 y down, z forward (OpenCV). Image pixel (u, v): column, row, pixel centres at integers.
@@ -14,31 +20,69 @@ y down, z forward (OpenCV). Image pixel (u, v): column, row, pixel centres at in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
+
+from car.config import CameraConfig
+from sim.lens import lens_reach
+
+_CONFIG = CameraConfig()  # the defaults below
 
 
 @dataclass(frozen=True)
 class CameraModel:
     """Mounting and optics of the car's camera. Defaults match the real Donkey tub's camera."""
 
-    height_m: float = 0.25
-    pitch_deg: float = 22.0  # downwards
-    fov_deg: float = 120.0  # horizontal
-    width: int = 160
-    height: int = 120
-    forward_m: float = 0.2  # ahead of the rear axle
+    height_m: float = _CONFIG.height_m
+    pitch_deg: float = _CONFIG.pitch_deg  # downwards
+    fov_deg: float = _CONFIG.fov_deg  # horizontal, of the pinhole (undistorted) image
+    width: int = _CONFIG.width
+    height: int = _CONFIG.height
+    forward_m: float = _CONFIG.forward_m  # ahead of the rear axle
+    k1: float = _CONFIG.k1  # radial lens distortion (OpenCV); 0, 0 = a pinhole
+    k2: float = _CONFIG.k2
+
+    @classmethod
+    def from_config(cls, camera: CameraConfig, **overrides: Any) -> CameraModel:
+        """The camera a car config's `[camera]` section describes."""
+        values = {f.name: getattr(camera, f.name) for f in fields(cls)}
+        return cls(**{**values, **overrides})
 
     def __post_init__(self) -> None:
-        if not 10.0 <= self.fov_deg <= 150.0:
+        if not 10.0 <= self.fov_deg <= 170.0:
             raise ValueError(
-                f"CameraModel.fov_deg must be in [10, 150] for a pinhole camera, got {self.fov_deg}"
+                f"CameraModel.fov_deg must be in [10, 170] for a pinhole camera, got {self.fov_deg}"
             )
         if not -10.0 <= self.pitch_deg < 80.0:
             raise ValueError(f"CameraModel.pitch_deg must be in [-10, 80), got {self.pitch_deg}")
         if self.height_m <= 0 or self.width < 8 or self.height < 8:
             raise ValueError("CameraModel needs a positive height_m and an image of at least 8x8")
+        corner = math.hypot(self.width / 2.0, self.height / 2.0) / self.focal_px  # normalised, lens side
+        if lens_reach(self.k1, self.k2) <= corner * 1.02:
+            raise ValueError(
+                f"CameraModel lens k1={self.k1}, k2={self.k2} folds the image over before its corners "
+                "(the distortion must grow monotonically out to the corners)"
+            )
+
+    def replace(self, **changes: Any) -> CameraModel:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @property
+    def has_lens(self) -> bool:
+        return self.k1 != 0.0 or self.k2 != 0.0
+
+    @property
+    def focal_px(self) -> float:
+        """Focal length in pixels (square pixels)."""
+        return (self.width / 2.0) / math.tan(math.radians(self.fov_deg) / 2.0)
+
+    @property
+    def principal_point(self) -> np.ndarray:
+        """(u, v) of the optical axis: the image centre."""
+        return np.array([(self.width - 1) / 2.0, (self.height - 1) / 2.0])
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -51,7 +95,7 @@ class CameraModel:
 
     @property
     def horizon_row(self) -> float:
-        """Image row of the horizon (may be negative when the camera looks far down)."""
+        """Pinhole image row of the horizon (may be negative when the camera looks far down)."""
         focal = self.intrinsics()[1, 1]
         return (self.height - 1) / 2.0 - focal * math.tan(math.radians(self.pitch_deg))
 

@@ -12,6 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sim.camera import CameraModel
+from sim.effects import ImageEffects
+from sim.expert import ExpertDriver
+from sim.lens import distort_points
 from sim.scene import render_topdown
 from sim.simulation import Simulation
 from sim.track import Track
@@ -37,7 +41,8 @@ def track_map(track: Track, size: int = 800) -> tuple[np.ndarray, np.ndarray]:
     x, y, heading = track.pose_at(0.0)
     start = to_pixels(world_to_map, np.array([[x, y]]))[0]
     normal = np.array([-np.sin(heading), np.cos(heading)]) * track.width_m / 2
-    ends = to_pixels(world_to_map, np.array([[x, y] + normal, [x, y] - normal]))
+    centre = np.array([x, y])
+    ends = to_pixels(world_to_map, np.array([centre + normal, centre - normal]))
     cv2.line(image, tuple(ends[0]), tuple(ends[1]), GREEN, max(2, size // 200), cv2.LINE_AA)
     tip = to_pixels(world_to_map, np.array([[x + np.cos(heading), y + np.sin(heading)]]))[0]
     cv2.arrowedLine(image, tuple(start), tuple(tip), GREEN, max(2, size // 200), cv2.LINE_AA, tipLength=0.3)
@@ -53,7 +58,10 @@ def save_track_picture(track: Track, out: str | Path, views: int = 4) -> Path:
         frames.append(cv2.resize(sim.render(), None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
     strip = np.hstack(frames)
     picture, _ = track_map(track, size=strip.shape[1])
-    label = f"{track.name}: {track.length:.1f} m, width {track.width_m:.2f} m, tightest radius {track.min_radius_m:.2f} m"
+    label = (
+        f"{track.name}: {track.length:.1f} m, width {track.width_m:.2f} m, "
+        f"tightest radius {track.min_radius_m:.2f} m"
+    )
     cv2.putText(picture, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -62,27 +70,52 @@ def save_track_picture(track: Track, out: str | Path, views: int = 4) -> Path:
     return out
 
 
-def save_camera_comparison(real_frames: list[np.ndarray], track: Track, out: str | Path) -> Path:
-    """PNG with real camera frames (top row) above simulated ones taken along `track`
-    (bottom row), both 3x enlarged, with the simulated camera's horizon row marked on both,
-    to hold the simulator's camera model up against a real car's."""
-    sim = Simulation(track)
+def save_camera_comparison(
+    real_frames: list[np.ndarray],
+    track: Track,
+    out: str | Path,
+    *,
+    lane: str = "centre",
+    effects: ImageEffects = ImageEffects(),
+    camera: CameraModel | None = None,
+) -> Path:
+    """PNG with real camera frames (top row) above simulated ones (bottom row), both 3x
+    enlarged, to hold the simulator's camera and track up against a real car's. The
+    simulated frames are the expert's view, spread over one lap driven in `lane`; the
+    simulated camera's horizon, bent by its lens, is marked on both rows."""
+    sim = Simulation(track, camera=CameraModel() if camera is None else camera, effects=effects)
+    expert = ExpertDriver(track, sim.vehicle, lane=lane, dt=sim.dt)
+    poses = []
+    while sim.laps < 1 and sim.time_s < 600:
+        command = expert.command(sim.state)
+        sim.step(command.angle, command.throttle, render=False)
+        poses.append(sim.state)
     count = len(real_frames)
     simulated = []
     for k in range(count):
-        sim.reset(k * track.length / count, render=False)
+        sim.state = poses[(2 * k + 1) * len(poses) // (2 * count)]
         simulated.append(sim.render().copy())
+    horizon = _horizon_curve(sim.camera) * 3
     rows = []
     for frames in (real_frames, simulated):
         row = cv2.resize(np.hstack(frames), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
-        horizon = int(round((sim.camera.horizon_row + 0.5) * 3))
-        cv2.line(row, (0, horizon), (row.shape[1], horizon), RED, 1)
+        for k in range(count):
+            shifted = np.round(horizon + np.array([k * sim.camera.width * 3, 0])).astype(np.int32)
+            cv2.polylines(row, [shifted.reshape(-1, 1, 2)], False, RED, 1, cv2.LINE_AA)
         rows.append(row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
+    picture = cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(out), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise OSError(f"{out}: could not write the picture")
     return out
+
+
+def _horizon_curve(camera: CameraModel) -> np.ndarray:
+    """Lens pixels (N, 2) of the horizon across the frame, pixel centres at +0.5."""
+    columns = np.linspace(-0.25 * camera.width, 1.25 * camera.width, 64)
+    pinhole = np.column_stack([columns, np.full(len(columns), camera.horizon_row)])
+    return distort_points(camera, pinhole) + 0.5
 
 
 def to_pixels(world_to_map: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -196,6 +196,64 @@ def _paint_object(rng: np.random.Generator, room: np.ndarray, floor_line: int) -
         room[max(0, bottom - tall) : bottom, left : left + width] = np.clip(muted + 60, 0, 255)
 
 
+def _warehouse_hall(
+    rng: np.random.Generator, style: TrackStyle, height: int, horizon_row: float, columns: int
+) -> np.ndarray:
+    """(height, columns, 3) float: a big lit hall seen over a fence a few metres away, as
+    round the real track: a dark roof full of lights, machines, panels and white walls in
+    the distance, people in dark clothes behind a wire fence with posts, cones at its foot."""
+    focal = columns / (2 * math.pi)  # pixels per radian
+    floor_line = height  # the fence stands where the floor ends
+    room = np.empty((height, columns, 3), np.float32)
+    fade = np.clip((np.arange(height, dtype=np.float32) - (horizon_row - 0.35 * focal)) / (0.3 * focal), 0, 1)
+    room[:] = (
+        np.asarray(style.ceiling_rgb, np.float32) * (1 - fade[:, None, None])
+        + np.asarray(style.wall_rgb, np.float32) * fade[:, None, None]
+    )
+    room += rng.standard_normal((height, columns, 1), dtype=np.float32) * 4.0
+    far = int(max(0, horizon_row - 0.06 * focal))  # where the far side of the hall stands
+    for _ in range(3 * style.clutter):  # machines, shelves, white walls and panels far away
+        left, width = int(rng.integers(columns)), int(rng.integers(4, 40))
+        tall = int(rng.uniform(0.04, 0.3) * focal)
+        grey = 30.0 + 190.0 * rng.random() ** 2  # mostly dark, a few white walls
+        colour = np.full(3, grey, np.float32) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
+        room[max(0, far - tall) : far + 2, left : left + width] = colour
+    for _ in range(style.clutter // 3):  # blue pillars, cabinets
+        left, width = int(rng.integers(columns)), int(rng.integers(5, 14))
+        room[: far + 2, left : left + width] = rng.choice([(40, 130, 190), (70, 70, 75), (150, 150, 150)])
+    metres = focal / style.wall_distance_m  # pixels per metre at the fence
+    for _ in range(style.clutter // 2):  # people behind the fence, 1.5-1.8 m tall, dark clothes
+        distance = rng.uniform(1.5, 5.0)  # times the fence's distance
+        tall = int(rng.uniform(1.5, 1.8) * metres / distance)
+        width = max(2, int(0.4 * metres / distance))
+        left = int(rng.integers(columns))
+        feet = floor_line - int(0.25 * metres * (1 - 1 / distance))  # farther away: higher up
+        clothes = np.asarray(
+            rng.choice([(35, 35, 40), (40, 50, 80), (90, 80, 70), (150, 150, 150), (60, 40, 30)])
+        )
+        room[max(0, feet - tall + width) : feet, left : left + width] = clothes * rng.uniform(0.8, 1.2)
+        cv2.circle(
+            room,
+            (left + width // 2, max(0, feet - tall + width // 2)),
+            max(1, width // 2),
+            (170, 130, 110),
+            -1,
+        )
+    post_gap = max(3, int(2.5 * metres))  # a wire fence 1.2 m high with posts every 2.5 m
+    rail = max(0, floor_line - int(1.2 * metres))
+    room[rail:floor_line] = room[rail:floor_line] * 0.8 + 40
+    room[rail : rail + 1] = (170, 170, 165)
+    for left in range(int(rng.integers(post_gap)), columns, post_gap):
+        room[rail:floor_line, left : left + max(1, int(0.04 * metres))] = (175, 175, 170)
+    for _ in range(style.clutter // 3):  # traffic cones at the fence's foot
+        left, width = int(rng.integers(columns - 8)), max(2, int(0.12 * metres))
+        triangle = np.array(
+            [[left, floor_line], [left + width, floor_line], [left + width / 2, floor_line - 1.5 * width]]
+        )
+        cv2.fillPoly(room, [np.round(triangle).astype(np.int32)], (230, 200, 60), cv2.LINE_AA)
+    return room * np.array([1.0, 1.0, 0.85], np.float32)  # warm sodium-ish light
+
+
 def _lighting(rng: np.random.Generator, shape: tuple[int, int], style: TrackStyle) -> np.ndarray:
     """Multiplicative light (H, W, 3): brightness, colour tint, darker far from the lit middle."""
     height, width = shape
@@ -227,9 +285,12 @@ def render_backdrop(
     and traffic cones standing where the far floor meets the wall."""
     rng = np.random.default_rng(style.texture_seed + 1)
     height = max(rows, 1)
-    room = _room_shell(rng, style, height, horizon_row, columns)
-    for _ in range(style.clutter):
-        _paint_object(rng, room, height)
+    if style.room == "warehouse":
+        room = _warehouse_hall(rng, style, height, horizon_row, columns)
+    else:
+        room = _room_shell(rng, style, height, horizon_row, columns)
+        for _ in range(style.clutter):
+            _paint_object(rng, room, height)
     for _ in range(style.lights):  # lights hang in rows, nearer rows higher and sparser
         y = rng.uniform(1, max(2, horizon_row - 10))
         spacing = rng.uniform(8, 24) * (1 + 2 * (horizon_row - y) / max(horizon_row, 1))

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sim.camera import CameraModel
-from sim.render import ImageEffects, Renderer
+from sim.effects import ImageEffects
+from sim.render import Renderer
 from sim.track import Track
 from sim.vehicle import VehicleModel, VehicleState
 

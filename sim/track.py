@@ -4,9 +4,10 @@ A track is a closed centre line sampled every `SPACING_M` metres (the first poin
 start line, the car drives in the order of the points), a road width and a `TrackStyle`.
 Seeded tracks are rounded polygons: a random star-shaped polygon whose corners are
 replaced by circular arcs of random radii, so one track mixes straights, wide and tight
-curves, and S-bends where a concave corner follows a convex one. Every generated track is
-checked to be drivable: no curve tighter than `MIN_RADIUS_M` (well above the car's
-turning circle) and no part of the road closer than `CLEARANCE_M` to another part.
+curves, and S-bends where a concave corner follows a convex one; a preset (sim/presets.py)
+sets the ranges. Every generated track is checked to be drivable: no curve tighter than
+the preset's minimum radius (`MIN_RADIUS_M` for `mixed`, well above the car's turning
+circle) and no part of the road closer than its clearance to another part.
 
 Cross-track error (CTE) is signed: positive when the car is LEFT of the centre line
 (looking along the driving direction), negative when right.
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.presets import ShapeRanges, get_preset
 from sim.style import TrackStyle
 
 SPACING_M = 0.05  # centre-line sample spacing
-MIN_RADIUS_M = 1.5  # tightest generated curve (the default car turns in 0.56 m)
-CLEARANCE_M = 0.6  # least gap between the edges of two different parts of the road
+MIN_RADIUS_M = ShapeRanges().min_radius_m  # tightest curve of a `mixed` track (the car turns in 0.69 m)
+CLEARANCE_M = ShapeRanges().clearance_m  # least gap between the edges of two different parts of the road
 TRACK_FORMAT = "tubcar-track/1"
 _SEARCH_WINDOW_M = 2.0  # CTE lookup searches this far either side of the last match
 
@@ -82,14 +84,16 @@ class Track:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_seed(cls, seed: int) -> Track:
-        """The track of an integer seed: same seed, same track, shape and look."""
+    def from_seed(cls, seed: int, preset: str = "mixed") -> Track:
+        """The track of an integer seed: same seed and preset (sim/presets.py), same track,
+        shape and look."""
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"track seed must be a non-negative integer, got {seed!r}")
+        kind = get_preset(preset)
         rng = np.random.default_rng([int(seed), 0x7BAC])
-        width = float(rng.uniform(1.2, 1.6))
+        width = float(rng.uniform(*kind.shape.road_width_m))
         for _ in range(1000):
-            points = _rounded_polygon(rng, width)
+            points = _rounded_polygon(rng, width, kind.shape)
             if points is not None:
                 break
         else:  # pragma: no cover - the generator succeeds within a few tries
@@ -97,7 +101,8 @@ class Track:
         if rng.random() < 0.5:
             points = points[::-1]
         points = _start_on_longest_straight(points)
-        return cls(points, width, TrackStyle.random(rng), seed=int(seed))
+        name = f"seed {seed}" if preset == "mixed" else f"{preset} seed {seed}"
+        return cls(points, width, TrackStyle.random(rng, kind.look), seed=int(seed), name=name)
 
     @classmethod
     def load(cls, path: str | Path) -> Track:
@@ -204,16 +209,16 @@ class Track:
 
 
 # --------------------------------------------------------------------- generation
-def _rounded_polygon(rng: np.random.Generator, width: float) -> np.ndarray | None:
+def _rounded_polygon(rng: np.random.Generator, width: float, shape: ShapeRanges) -> np.ndarray | None:
     """One candidate centre line, or None when it is not drivable (caller retries)."""
-    corners = int(rng.integers(5, 11))
+    corners = int(rng.integers(shape.corners[0], shape.corners[1] + 1))
     angles = (np.arange(corners) + rng.uniform(-0.35, 0.35, corners)) * 2 * math.pi / corners
-    dented = rng.random(corners) < 0.4  # a corner pulled inwards: the road bends back, an S-bend
-    radii = rng.uniform(5.0, 7.5) * np.where(
-        dented, rng.uniform(0.35, 0.6, corners), rng.uniform(0.8, 1.0, corners)
+    dented = rng.random(corners) < shape.dent_chance  # a corner pulled inwards: an S-bend
+    radii = rng.uniform(*shape.polygon_radius_m) * np.where(
+        dented, rng.uniform(*shape.dent_depth, corners), rng.uniform(0.8, 1.0, corners)
     )
     vertices = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)  # (K, 2)
-    vertices[:, 0] *= rng.uniform(1.0, 1.8)  # long tracks as well as round ones
+    vertices[:, 0] *= rng.uniform(*shape.stretch)  # long tracks as well as round ones
     incoming = vertices - np.roll(vertices, 1, axis=0)
     edge_length = np.linalg.norm(incoming, axis=1)  # edge k ends at vertex k
     direction = incoming / edge_length[:, None]
@@ -221,16 +226,16 @@ def _rounded_polygon(rng: np.random.Generator, width: float) -> np.ndarray | Non
     turn = _wrap(np.arctan2(outgoing[:, 1], outgoing[:, 0]) - np.arctan2(direction[:, 1], direction[:, 0]))
     if np.abs(turn).max() > math.radians(150):
         return None
-    arc_radius = rng.uniform(MIN_RADIUS_M, 4.0, corners)
+    arc_radius = rng.uniform(*shape.arc_radius_m, corners)
     tangent = arc_radius * np.tan(np.abs(turn) / 2)  # how far each arc reaches along its edges
-    # Shrink arcs that do not fit on their edges, but never below MIN_RADIUS_M.
+    # Shrink arcs that do not fit on their edges, but never below the shape's minimum radius.
     for _ in range(20):
         need = tangent + np.roll(tangent, 1)  # both arcs sharing edge k
         fit = np.minimum(1.0, 0.9 * edge_length / np.maximum(need, 1e-9))
         scale = np.minimum(fit, np.roll(fit, -1))
         if np.all(scale >= 1.0):
             break
-        arc_radius = np.maximum(arc_radius * scale, MIN_RADIUS_M)
+        arc_radius = np.maximum(arc_radius * scale, shape.min_radius_m)
         tangent = arc_radius * np.tan(np.abs(turn) / 2)
     if np.any(tangent + np.roll(tangent, 1) > edge_length):
         return None
@@ -244,10 +249,10 @@ def _rounded_polygon(rng: np.random.Generator, width: float) -> np.ndarray | Non
         sweep = start_angle + np.linspace(0.0, turn[k], steps)
         pieces.append(centre + arc_radius[k] * np.stack([np.cos(sweep), np.sin(sweep)], axis=1))
     points = _resample_closed(np.concatenate(pieces), SPACING_M)
-    return points if _clear_of_itself(points, width) else None
+    return points if _clear_of_itself(points, width, shape.clearance_m) else None
 
 
-def _clear_of_itself(points: np.ndarray, width: float) -> bool:
+def _clear_of_itself(points: np.ndarray, width: float, clearance: float) -> bool:
     """True when no two distant parts of the road come closer than the clearance."""
     coarse = points[:: max(1, int(0.2 / SPACING_M))]  # every ~0.2 m
     n = len(coarse)
@@ -255,8 +260,8 @@ def _clear_of_itself(points: np.ndarray, width: float) -> bool:
     index = np.arange(n)
     separation = np.abs(index[:, None] - index[None, :])
     separation = np.minimum(separation, n - separation) * 0.2  # metres along the track
-    distant = separation > math.pi * (width + CLEARANCE_M) / 2
-    return bool(np.all(gap[distant] >= width + CLEARANCE_M))
+    distant = separation > math.pi * (width + clearance) / 2
+    return bool(np.all(gap[distant] >= width + clearance))
 
 
 def _start_on_longest_straight(points: np.ndarray) -> np.ndarray:

@@ -15,6 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from car.config import SteeringConfig
+
+_STEERING = SteeringConfig()  # the defaults below
+
 
 @dataclass(frozen=True)
 class VehicleState:
@@ -28,12 +32,24 @@ class VehicleState:
 
 @dataclass(frozen=True)
 class VehicleModel:
-    """Geometry and response of the car. Defaults: a typical 1/10 Donkey car."""
+    """Geometry and response of the car. Steering: the car config's `[steering]` defaults,
+    the real Donkey tub's scale (`tubcar calibrate-camera`: angle 1 drives a 0.69 m circle)."""
 
-    wheelbase_m: float = 0.26
-    max_steer_deg: float = 25.0
+    wheelbase_m: float = _STEERING.wheelbase_m
+    max_steer_deg: float = _STEERING.max_wheel_angle_deg  # front-wheel angle at angle +-1
     max_speed_mps: float = 4.0
     throttle_tau_s: float = 0.35
+
+    @classmethod
+    def from_config(cls, steering: SteeringConfig, **overrides: float) -> VehicleModel:
+        """The vehicle a car config's `[steering]` section describes."""
+        return cls(
+            **{
+                "wheelbase_m": steering.wheelbase_m,
+                "max_steer_deg": steering.max_wheel_angle_deg,
+                **overrides,
+            }
+        )
 
     def __post_init__(self) -> None:
         if self.wheelbase_m <= 0 or self.max_speed_mps <= 0:

@@ -339,10 +339,10 @@ def test_a_group_shares_one_draw_and_groups_differ(real_frames):
 
 
 GROUPED_CASES = {  # augment/grouped.py class -> constructor arguments that make it fire
-    "RandomShadow": dict(shadow_roi=(0.0, 0.3, 1.0, 1.0), num_shadows_limit=(1, 2), p=1.0),
-    "HueSaturationValue": dict(hue_shift_limit=10, sat_shift_limit=60, val_shift_limit=20, p=1.0),
-    "GaussNoise": dict(std_range=(0.02, 0.1), p=1.0),
-    "PadIfNeeded": dict(min_height=126, min_width=176, border_mode=4, p=1.0),  # 4: cv2.BORDER_REPLICATE
+    "RandomShadow": {"shadow_roi": (0.0, 0.3, 1.0, 1.0), "num_shadows_limit": (1, 2), "p": 1.0},
+    "HueSaturationValue": {"hue_shift_limit": 10, "sat_shift_limit": 60, "val_shift_limit": 20, "p": 1.0},
+    "GaussNoise": {"std_range": (0.02, 0.1), "p": 1.0},
+    "PadIfNeeded": {"min_height": 126, "min_width": 176, "border_mode": 4, "p": 1.0},  # 4: BORDER_REPLICATE
 }
 
 

@@ -134,7 +134,7 @@ def test_bad_style_folders_name_the_problem(tmp_path):
     with pytest.raises(StyleError, match="not a style folder"):
         load_style(tmp_path)
     (tmp_path / "style.json").write_text(json.dumps({"format": "tubcar-style/1", "network": TINY.to_dict()}))
-    with pytest.raises(StyleError, match="transform.weights.h5"):
+    with pytest.raises(StyleError, match=r"transform\.weights\.h5"):
         load_style(tmp_path)
 
 
@@ -144,7 +144,7 @@ def test_missing_vgg_weights_explain_how_to_get_them(tmp_path, monkeypatch):
         resolve_vgg_weights("imagenet")
     message = str(err.value)
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message and "--vgg-weights" in message
-    with pytest.raises(VggWeightsMissing, match="nowhere.h5"):
+    with pytest.raises(VggWeightsMissing, match=r"nowhere\.h5"):
         resolve_vgg_weights(tmp_path / "nowhere.h5")
     assert resolve_vgg_weights("random") is None
 

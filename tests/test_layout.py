@@ -2,7 +2,8 @@
 
 car runs on the Pi and imports none of the desktop packages nor TensorFlow; sim imports
 only car; evaluation sits on sim; experiments -> training -> augment -> car; nothing
-imports the command line; the studio judges without TensorFlow. import-linter reads the real imports of every module.
+imports the command line; the studio judges without TensorFlow.
+import-linter reads the real imports of every module.
 """
 
 from __future__ import annotations

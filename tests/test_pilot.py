@@ -183,11 +183,11 @@ def test_input_shape_mismatch_names_the_file(asymmetric_bundles, tmp_path):
 
 
 def test_missing_or_corrupt_files_are_clear_errors(asymmetric_bundles, tmp_path):
-    with pytest.raises(BundleError, match="model.json: missing"):
+    with pytest.raises(BundleError, match=r"model\.json: missing"):
         Pilot.load(tmp_path)
     (tmp_path / "model.json").write_text((asymmetric_bundles["float32"] / "model.json").read_text())
     (tmp_path / "pilot.tflite").write_bytes(b"not a flatbuffer")
-    with pytest.raises(BundleError, match="pilot.tflite: not a loadable TFLite model"):
+    with pytest.raises(BundleError, match=r"pilot\.tflite: not a loadable TFLite model"):
         Pilot.load(tmp_path)
 
 
@@ -197,7 +197,8 @@ def test_the_car_runs_a_bundle_without_tensorflow(asymmetric_bundles):
         "from car.pilot import Pilot\n"
         f"pilot = Pilot.load({str(asymmetric_bundles['int8'])!r})\n"
         "print(pilot.run(np.zeros((120, 160, 3), np.uint8)))\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'the car imported TensorFlow'\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
+        "'the car imported TensorFlow'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

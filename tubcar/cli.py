@@ -14,6 +14,7 @@ from tubcar import env
 COMMANDS = {
     "drive": "drive the car (or the simulator) by hand or by a model, recording tubs",
     "calibrate": "find the steering and throttle pulse widths and write them into the config",
+    "calibrate-camera": "measure the camera, lens, track and steering scale from a real tub",
     "tub": "inspect and maintain tubs: info, check, delete, restore, convert, hist",
     "sim": "the simulator: record expert tubs, drive and score a model, draw a track",
     "train": "train a steering model on tubs and export a model bundle",

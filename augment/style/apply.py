@@ -106,7 +106,7 @@ def _prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         try:
             for item in items:
                 buffer.put(item)
-        except BaseException as err:  # re-raised in the consumer
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
             buffer.put(err)
         buffer.put(done)
 

@@ -6,8 +6,8 @@ convolutions, residual blocks at 1/4 resolution, two upsampling stages, a wide-k
 convolution back to RGB, with instance normalisation (GroupNormalization with one
 group per channel) throughout. Two changes keep it fast enough to stylise whole tubs
 on a laptop CPU: far fewer channels (8-16-32 instead of 32-64-128, 3 residual blocks
-instead of 5, 3x3 instead of 9x9 end kernels: full-resolution layers dominate the cost), and nearest-neighbour upsampling
-followed by a convolution instead of transposed convolutions (no checkerboard
+instead of 5, 3x3 instead of 9x9 end kernels: full-resolution layers dominate the cost),
+and nearest-neighbour upsampling followed by a convolution instead of transposed convolutions (no checkerboard
 artefacts, Odena et al. 2016).
 
 Shapes: (B, H, W, 3) float RGB in 0..255 -> (B, H, W, 3) float RGB in 0..255,

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int | None:
     drive = drive_sim(args.out / "fast", [args.test_seed], args.drive_laps)[str(args.test_seed)]
     print(json.dumps(drive, indent=2))
     print(
-        f"\nscore: {drive['laps']} laps, autonomy {drive['autonomy']:.3f}, interventions {drive['interventions']}, "
+        f"\nscore: {drive['laps']} laps, autonomy {drive['autonomy']:.3f}, "
+        f"interventions {drive['interventions']}, "
         f"mean cross-track error {drive['mean_cte']:.3f} m; report: {args.out / 'fast' / 'report.md'}"
     )

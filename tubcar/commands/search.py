@@ -101,12 +101,14 @@ def main(argv: list[str] | None = None) -> int | None:
     print(f"\n{len(result.rows)} trials, best first: {result.table}")
     if result.best is None:
         print(
-            f"no trial met the latency budget of {args.latency_budget_ms:g} ms: raise it or search smaller models"
+            f"no trial met the latency budget of {args.latency_budget_ms:g} ms: "
+            "raise it or search smaller models"
         )
         return 1
     best = result.best
     print(
-        f"best trial {best['trial']} ({best['stage']}): score {best['score']:.4g}, dev MSE {best['dev_mse']:.4f}, "
+        f"best trial {best['trial']} ({best['stage']}): score {best['score']:.4g}, "
+        f"dev MSE {best['dev_mse']:.4f}, "
         f"Pi latency ~{best['pi_estimate_ms']:.2f} ms (p99 estimate); bundle {result.best_bundle}"
     )
     entry = append_run(

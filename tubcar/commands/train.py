@@ -11,9 +11,11 @@ With --distribute multiworker only worker 0 (the chief) exports and registers th
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import augment
+from car.tub import TubError
 from training.cli import add_arguments, options_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
@@ -35,16 +37,23 @@ def main(argv: list[str] | None = None) -> int | None:
     )
     args = parser.parse_args(argv)
     options = options_from_args(args, augment.config_from_args(args))
-    result = train(args.tub, args.out, options)
+    try:
+        result = train(args.tub, args.out, options)
+    except (TubError, ValueError) as err:  # bad data, a NaN loss, a failed export: said in one line
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if not is_chief():
         return  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card
+    errors = result.metrics["errors"]
+    held_out = errors.get("test", errors["dev"])["angle"]["mse"]
     print(
-        f"\nbundle: {Path(args.out) / card.model_file} + model.json ({card.architecture}, {card.quantization}); "
-        f"test steering MSE {result.metrics['errors'].get('test', result.metrics['errors']['dev'])['angle']['mse']:.4f}; "
-        f"latency {card.latency.median_ms:.3f} ms median here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
+        f"\nbundle: {Path(args.out) / card.model_file} + model.json "
+        f"({card.architecture}, {card.quantization}); test steering MSE {held_out:.4f}; "
+        f"latency {card.latency.median_ms:.3f} ms here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
     )
     entry = append_run(result.out, args, index=args.registry, card=card)
     print(
-        f"registry: run {entry['run_id']} appended to {args.registry} (tubcar models ls --index {args.registry})"
+        f"registry: run {entry['run_id']} appended to {args.registry} "
+        f"(tubcar models ls --index {args.registry})"
     )
