@@ -126,13 +126,21 @@ def _augment_rate(augmenter, images, angles, throttles, spec, batches: int, batc
 
 
 def fit_rate(model, dataset, batches: int, batch_size: int) -> float:
-    """Steady-state training rate: timed between batch ends, without fit's per-call start-up (~1-2 s)."""
+    """Steady-state training rate: timed between batch ends, without fit's per-call start-up (~1-2 s).
+
+    Keras reports the end of each execution with the index of its last step, so the rate
+    is right whatever the model's `steps_per_execution`.
+    """
     import keras
 
-    warmup = 5
-    batch_ends: list[float] = []
+    warmup = 8
+    batch_ends: list[tuple[int, float]] = []
     clock = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter())
+        on_train_batch_end=lambda batch, logs: batch_ends.append((batch, time.perf_counter()))
     )
     model.fit(dataset, steps_per_epoch=warmup + batches, epochs=1, verbose=0, callbacks=[clock])
-    return batches * batch_size / (batch_ends[-1] - batch_ends[warmup - 1])
+    (first_step, started), (last_step, ended) = (
+        next(e for e in batch_ends if e[0] >= warmup - 1),
+        batch_ends[-1],
+    )
+    return (last_step - first_step) * batch_size / (ended - started)

@@ -278,6 +278,7 @@ FLAG_CASES = [
     (["--min-delta", "0.1"], lambda o: o.fit.min_delta == 0.1),
     (["--throttle-weight", "2"], lambda o: o.fit.throttle_weight == 2),
     (["--verbose", "0"], lambda o: o.fit.verbose == 0),
+    (["--steps-per-execution", "2"], lambda o: o.fit.steps_per_execution == 2),  # runs: below
     (["--distribute", "mirrored"], lambda o: o.distribute == "mirrored"),  # runs: tests/test_registry.py
     (["--seed", "3"], lambda o: o.fit.seed == 3 and o.split.seed == 3),
     (["--split", "0.7", "0.2", "0.1"], lambda o: o.split.fractions == (0.7, 0.2, 0.1)),
@@ -309,6 +310,34 @@ def test_each_flag_reaches_the_options(flags, check):
     default = options_from_args(args := parse(), augment.config_from_args(args))
     options = options_from_args(args := parse(*flags), augment.config_from_args(args))
     assert check(options) and not check(default)
+
+
+def test_steps_per_execution_changes_the_speed_not_what_is_learned():
+    """Several optimiser steps per call into TensorFlow train the same weights as one step a call."""
+    import keras
+    import tensorflow as tf
+
+    from training.fit import compile_model
+
+    rng = np.random.default_rng(0)
+    images = rng.random((48, 8, 8, 3), np.float32)
+    labels = {"angle": rng.random((48, 1), np.float32), "throttle": rng.random((48, 1), np.float32)}
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+
+    def trained(steps_per_execution: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 3))
+        hidden = keras.layers.Dense(4)(keras.layers.Flatten()(inputs))
+        model = keras.Model(
+            inputs, {name: keras.layers.Dense(1, name=name)(hidden) for name in ("angle", "throttle")}
+        )
+        compile_model(model, FitConfig(steps_per_execution=steps_per_execution), steps_per_epoch=6)
+        assert model.steps_per_execution == steps_per_execution
+        model.fit(data, epochs=2, verbose=0)
+        return model.get_weights()
+
+    for one, several in zip(trained(1), trained(4), strict=True):
+        np.testing.assert_allclose(one, several, rtol=1e-5, atol=1e-6)
 
 
 def test_every_train_flag_is_covered_above():
