@@ -243,7 +243,7 @@ def test_a_full_disk_stops_recording_not_the_car_and_loses_nothing_recorded(tmp_
     assert status["ticks"] == 40 and status["faulted"] == 0, "the car drove on"
     assert 0 < status["records"] < 40
     assert "cannot write record" in status["error"] and "File too large" in status["error"]
-    assert log.count("recording stopped:") == 1 and "Traceback" not in log
+    assert log.count("recording stopped after") == 1 and "Traceback" not in log
     tub = Tub(status["tub"])
     records = list(tub.records(load_images=True))
     assert len(records) == status["records"] and not tub.problems, "every acknowledged record is whole"
@@ -278,7 +278,7 @@ def test_a_read_only_tub_stops_recording_with_a_clear_message(tmp_path):
         status, log = drive_recording(folder)
     assert status["ticks"] == 40 and status["records"] == 0 and status["faulted"] == 0
     assert f"cannot create the tub folder ({reason})" in status["error"]
-    assert log.count("recording stopped:") == 1 and "Traceback" not in log
+    assert log.count("recording stopped after") == 1 and "Traceback" not in log
 
 
 @pytest.mark.parametrize(

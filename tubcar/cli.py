@@ -11,6 +11,11 @@ import sys
 
 from tubcar import env
 
+# What `TUBCAR_INSTALL=car` (setup.py) leaves out: the Pi runs the car's commands only.
+DESKTOP_PACKAGES = frozenset(
+    {"sim", "evaluation", "training", "augment", "experiments", "benchmarks", "studio"}
+)
+
 COMMANDS = {
     "drive": "drive the car (or the simulator) by hand or by a model, recording tubs",
     "calibrate": "find the steering and throttle pulse widths and write them into the config",
@@ -54,8 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tubcar: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     env.apply()
-    module = importlib.import_module(f"tubcar.commands.{name.replace('-', '_')}")
-    code = module.main(rest)
+    try:
+        module = importlib.import_module(f"tubcar.commands.{name.replace('-', '_')}")
+        code = module.main(rest)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in DESKTOP_PACKAGES:
+            raise
+        print(
+            f"error: tubcar {name} needs the {error.name} package, which a car-only install "
+            "(TUBCAR_INSTALL=car) leaves out; run it on the desktop install",
+            file=sys.stderr,
+        )
+        return 2
     return int(code or 0)
 
 

@@ -1,0 +1,1 @@
+"""How a human drives the car: the web page (phone or desktop) and a gamepad."""

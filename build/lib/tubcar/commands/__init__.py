@@ -1,0 +1,1 @@
+"""One module per `tubcar` subcommand, each with `main(argv) -> exit code`."""
