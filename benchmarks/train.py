@@ -18,6 +18,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from training.fit import FitConfig
+
 ARCHITECTURES = ("linear", "fast", "pilotnet")
 
 
@@ -31,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.cpu_count() or 1,
         help="augmenting processes, as tubcar train (default: one per CPU core)",
     )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=FitConfig.steps_per_execution,
+        help="optimiser steps per call into TensorFlow (default: training's; 1 shows the per-call overhead)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -40,7 +48,7 @@ def run(args: argparse.Namespace) -> dict:
     from benchmarks.pipeline import fit_rate
     from benchmarks.real_tub import extract_donkey_tub
     from training.data import load_frames
-    from training.fit import FitConfig, compile_model
+    from training.fit import compile_model
     from training.models import build_model, default_frame_spec
     from training.pipeline import prepare_all, training_input
 
@@ -48,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
         source = Path(args.tub) if args.tub else extract_donkey_tub(Path(scratch))
         frames, _ = load_frames([source], progress=False)
     config = augment.AugmentConfig()  # the default preset, as `tubcar train` uses it
-    fit = FitConfig(verbose=0)
+    fit = FitConfig(verbose=0, steps_per_execution=args.steps_per_execution)
     result: dict = {}
     for architecture in args.model:
         spec = default_frame_spec(architecture, frames.images.shape[2], frames.images.shape[1])
@@ -64,6 +72,7 @@ def run(args: argparse.Namespace) -> dict:
         batch_size=fit.batch_size,
         augment=config.preset,
         augment_workers=args.augment_workers,
+        steps_per_execution=args.steps_per_execution,
         frames=len(frames),
         cpu_count=os.cpu_count(),
     )
