@@ -45,8 +45,8 @@ class FitConfig:
     throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
     steps_per_execution: int = flag(
         8,
-        "optimiser steps per call into TensorFlow; the progress bar and batch callbacks see every "
-        "Nth step. Per-call overhead halved the small `fast` model's training rate at 1",
+        "most optimiser steps per call into TensorFlow (a divisor of an epoch's steps); the progress "
+        "bar and batch callbacks see every Nth step. Per-call overhead slows the small `fast` model",
     )
     seed: int = 0  # weights, shuffling, augmentation; tubcar train's --seed (SplitConfig) sets both
     verbose: int = flag(
@@ -91,8 +91,17 @@ def compile_model(model, config: FitConfig, steps_per_epoch: int) -> None:
         loss={"angle": "mse", "throttle": "mse"},
         loss_weights={"angle": 1.0, "throttle": config.throttle_weight},
         metrics={"angle": ["mae"], "throttle": ["mae"]},
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=steps_per_call(config.steps_per_execution, steps_per_epoch),
     )
+
+
+def steps_per_call(most: int, steps_per_epoch: int) -> int:
+    """The largest divisor of `steps_per_epoch` not above `most`.
+
+    Keras runs whole calls of `steps_per_execution` steps on an endless dataset, so a call
+    that straddled an epoch's end would train steps the epoch does not have.
+    """
+    return max(d for d in range(1, max(1, min(most, steps_per_epoch)) + 1) if steps_per_epoch % d == 0)
 
 
 def callbacks(config: FitConfig, out: Path) -> list:
