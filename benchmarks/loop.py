@@ -50,32 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _untrained_bundle(folder: Path) -> Path:
-    """Export the `fast` architecture, untrained, as the car would receive it."""
-    import numpy as np
-
-    from car.frames import to_model_input
-    from training.export import export_bundle
-    from training.models import build_model, default_frame_spec
-
-    spec = default_frame_spec("fast")
-    model = build_model("fast", spec.input_shape)
-    frames = np.random.default_rng(0).integers(
-        0, 256, (32, spec.source_height, spec.source_width, 3), np.uint8
-    )
-    inputs = np.stack([to_model_input(frame, spec) for frame in frames])
-    export_bundle(
-        model,
-        spec,
-        folder,
-        architecture="fast",
-        representative=inputs,
-        parity_inputs=inputs,
-        log=lambda *_: None,
-    )
-    return folder
-
-
 def build_bench_car(
     model: Path, tub_dir: Path, rate_hz: float, track: int, realtime_priority: int | None = None
 ):
@@ -146,8 +120,10 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as folder:
         scratch = Path(folder)
         if args.model is None:
+            from benchmarks.infer import untrained_bundle
+
             with contextlib.redirect_stdout(sys.stderr):  # TensorFlow's export chatter would spoil --json
-                model = _untrained_bundle(scratch / "fast")
+                model = untrained_bundle("fast", scratch / "fast")
         else:
             model = args.model
         card = load_card(model)

@@ -68,14 +68,14 @@ def run(args: argparse.Namespace) -> dict:
     compile_model(model, FitConfig(verbose=0), steps_per_epoch=args.batches)
     if augmenter is None:
         pipeline_rate = _drain_rate(plain, args.batches, args.batch_size)
-        train_rate = end_to_end_rate = _fit_rate(model, plain, args.batches, args.batch_size)
+        train_rate = end_to_end_rate = fit_rate(model, plain, args.batches, args.batch_size)
     else:
         with AugmentedBatches(images, angles, throttles, augmenter, spec, args.augment_workers) as batches:
             augmented = augmented_dataset(batches, spec, args.batch_size, seed=0)
             pipeline_rate = _drain_rate(augmented, args.batches, args.batch_size)
-            end_to_end_rate = _fit_rate(model, augmented, args.batches, args.batch_size)
+            end_to_end_rate = fit_rate(model, augmented, args.batches, args.batch_size)
         in_memory = plain.take(8).cache().repeat()  # batches that are always ready
-        train_rate = _fit_rate(model, in_memory, args.batches, args.batch_size)
+        train_rate = fit_rate(model, in_memory, args.batches, args.batch_size)
     return {
         "pipeline_images_per_s": round(pipeline_rate, 1),
         "train_images_per_s": round(train_rate, 1),
@@ -125,14 +125,22 @@ def _augment_rate(augmenter, images, angles, throttles, spec, batches: int, batc
     return batches * batch_size / (time.perf_counter() - started)
 
 
-def _fit_rate(model, dataset, batches: int, batch_size: int) -> float:
-    """Steady-state training rate: timed between batch ends, without fit's per-call start-up (~1-2 s)."""
+def fit_rate(model, dataset, batches: int, batch_size: int) -> float:
+    """Steady-state training rate: timed between batch ends, without fit's per-call start-up (~1-2 s).
+
+    Keras reports the end of each execution with the index of its last step, so the rate
+    is right whatever the model's `steps_per_execution`.
+    """
     import keras
 
-    warmup = 5
-    batch_ends: list[float] = []
+    warmup = 8
+    batch_ends: list[tuple[int, float]] = []
     clock = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter())
+        on_train_batch_end=lambda batch, logs: batch_ends.append((batch, time.perf_counter()))
     )
     model.fit(dataset, steps_per_epoch=warmup + batches, epochs=1, verbose=0, callbacks=[clock])
-    return batches * batch_size / (batch_ends[-1] - batch_ends[warmup - 1])
+    (first_step, started), (last_step, ended) = (
+        next(e for e in batch_ends if e[0] >= warmup - 1),
+        batch_ends[-1],
+    )
+    return (last_step - first_step) * batch_size / (ended - started)

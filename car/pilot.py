@@ -9,6 +9,12 @@ TFLite drops Keras output names; its signature names them `output_0`, `output_1`
 the order of the Keras model's outputs, while `get_output_details()` may list them in
 another order. `OutputSpec.index` is the position in the signature's output list, so the
 tensors are looked up by signature name, never by detail order.
+
+The frame path costs about what the model costs: an int8 bundle takes the prepared uint8
+frame (model.json's `input.dtype`), which `run` writes straight into the interpreter's
+input buffer (crop + resize, no float copy); a float bundle's normalised frame is written
+there the same way. Older int8 bundles with an int8 input still load: their normalised
+input is quantised here.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from car.bundle import BundleError, ModelCard, bundle_dir, load_card
-from car.frames import to_model_input
+from car.frames import FrameSpec, to_model_input
 from car.quiet import native_stderr_silenced
 
 LATENCY_WINDOW = 10_000  # latest run() calls kept for latency_stats()
@@ -60,22 +66,36 @@ def open_interpreter(model_path: str | os.PathLike, num_threads: int = 1) -> Any
     return interpreter
 
 
-def _quantise(values: np.ndarray, detail: dict) -> np.ndarray:
-    """float -> the tensor's integer type with its scale/zero point (no-op for float tensors)."""
-    dtype = detail["dtype"]
-    if not np.issubdtype(dtype, np.integer):
-        return values.astype(dtype)
+def _quantisation(detail: dict) -> tuple[float, int]:
+    """(scale, zero point) of an integer tensor; (1, 0) for a float one."""
+    if not np.issubdtype(detail["dtype"], np.integer):
+        return 1.0, 0
     scale, zero_point = detail["quantization"]
+    return float(scale), int(zero_point)
+
+
+def _quantise(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Normalised float input -> an int8 input tensor's values (as is when the types match)."""
+    dtype = detail["dtype"]
+    if values.dtype == dtype:
+        return values
+    scale, zero_point = _quantisation(detail)
     info = np.iinfo(dtype)
     return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
 
 
-def _dequantise(values: np.ndarray, detail: dict) -> np.ndarray:
-    """Tensor values -> float32, undoing integer quantisation where the tensor has it."""
-    if not np.issubdtype(detail["dtype"], np.integer):
-        return values.astype(np.float32)
-    scale, zero_point = detail["quantization"]
-    return (values.astype(np.float32) - zero_point) * np.float32(scale)
+def folds_normalisation(quantization: tuple[float, int], spec: FrameSpec) -> bool:
+    """Does a uint8 input quantisation (scale, zero point) compute the spec's x * scale + offset?
+
+    Real value = (q - zero_point) * scale, so it must have the spec's scale and a zero point
+    of -offset / scale. A zero point is an integer: (x - 127.5) / 127.5 is met to within
+    half a pixel level (zero point 127 or 128), x / 255 exactly.
+    """
+    scale, zero_point = quantization
+    return (
+        math.isclose(scale, spec.scale, rel_tol=1e-4)
+        and abs(zero_point + spec.offset / spec.scale) <= 0.5 + 1e-6
+    )
 
 
 class Pilot:
@@ -94,6 +114,13 @@ class Pilot:
                     f"{bundle_dir(model_path) / 'model.json'}: no output named {name!r} "
                     f"(outputs: {[o.name for o in card.outputs]})"
                 )
+        self._check_input_type()
+        # run() writes the frame into the input tensor's own buffer when the model takes
+        # exactly what to_model_input gives (every bundle but old int8-input ones).
+        self._input_buffer = interpreter.tensor(self._input["index"])
+        self._writes_in_place = self._input["dtype"] == np.dtype(card.input.dtype)
+        self._angle = self._output_reader("angle")
+        self._throttle = self._output_reader("throttle")
 
     @classmethod
     def load(cls, bundle_path: str | os.PathLike, num_threads: int = 1) -> Pilot:
@@ -137,27 +164,56 @@ class Pilot:
             outputs[spec.name] = (output_details[output_names[spec.index]], spec)
         return input_detail, outputs
 
+    def _check_input_type(self) -> None:
+        """A uint8-input model must normalise exactly as model.json's FrameSpec says."""
+        spec, detail = self.card.input, self._input
+        if spec.dtype == "float32":
+            return
+        card_path = bundle_dir(self.model_path) / "model.json"
+        if detail["dtype"] != np.uint8:
+            raise BundleError(
+                f"{card_path}: input dtype uint8 but {self.model_path.name} takes {np.dtype(detail['dtype'])}"
+            )
+        if not folds_normalisation(detail["quantization"], spec):
+            scale, zero_point = detail["quantization"]
+            raise BundleError(
+                f"{card_path}: the input is normalised as x * {spec.scale:.6g} + {spec.offset:.6g} but "
+                f"{self.model_path.name}'s uint8 input quantisation is scale {scale:.6g}, zero point "
+                f"{zero_point}: they disagree"
+            )
+
+    def _output_reader(self, name: str):
+        """A function reading one output as its command value, unclipped (dequantised, scaled)."""
+        detail, spec = self._outputs[name]
+        scale, zero_point = _quantisation(detail)
+        index, get_tensor = detail["index"], self._interpreter.get_tensor
+        return lambda: (float(get_tensor(index).flat[0]) - zero_point) * scale * spec.scale + spec.offset
+
     def run(self, frame: np.ndarray) -> tuple[float, float]:
         """RGB uint8 camera frame -> (angle, throttle), clipped; neutral on non-finite output."""
         start = time.perf_counter()
-        values = self.predict(to_model_input(frame, self.card.input)[None])
+        buffer = self._input_buffer()  # a view of the input tensor: released before invoke
+        if self._writes_in_place:
+            to_model_input(frame, self.card.input, out=buffer[0])
+        else:
+            buffer[0] = _quantise(to_model_input(frame, self.card.input), self._input)
+        del buffer
+        self._interpreter.invoke()
+        angle, throttle = self._angle(), self._throttle()
         self._latencies_ms.append((time.perf_counter() - start) * 1000.0)
-        angle, throttle = values["angle"], values["throttle"]
         if not (math.isfinite(angle) and math.isfinite(throttle)):
             self.non_finite += 1
             return 0.0, 0.0
         return self._clip("angle", angle), self._clip("throttle", throttle)
 
     def predict(self, batch: np.ndarray) -> dict[str, float]:
-        """One normalised input (1, H, W, C) float32 -> raw scaled outputs by name (unclipped)."""
-        interpreter = self._interpreter
-        interpreter.set_tensor(self._input["index"], _quantise(batch, self._input))
-        interpreter.invoke()
-        values = {}
-        for name, (detail, spec) in self._outputs.items():
-            raw = _dequantise(interpreter.get_tensor(detail["index"]), detail)
-            values[name] = float(raw.reshape(-1)[0]) * spec.scale + spec.offset
-        return values
+        """One model input (1, H, W, C), as to_model_input gives it -> raw outputs by name (unclipped)."""
+        expected = np.dtype(self.card.input.dtype)
+        if batch.dtype != expected:
+            raise ValueError(f"{self.model_path} takes {expected} input (model.json), got {batch.dtype}")
+        self._interpreter.set_tensor(self._input["index"], _quantise(batch, self._input))
+        self._interpreter.invoke()
+        return {name: reader() for name, reader in (("angle", self._angle), ("throttle", self._throttle))}
 
     def _clip(self, name: str, value: float) -> float:
         spec = self._outputs[name][1]

@@ -96,6 +96,7 @@ def sim_acceptance(
         summary["models"][architecture] = {
             "train_seconds": round(seconds, 1),
             "quantization": result.card.quantization,
+            "parity": {key: result.card.parity[key] for key in ("angle", "throttle", "passed")},
             "test_steering_mse": result.metrics["errors"]["test"]["angle"]["mse"],
             "drives": {
                 seed: {

@@ -41,14 +41,14 @@ pytestmark = pytest.mark.slow  # TensorFlow export in the fixture, a few seconds
 def bundles(tmp_path_factory):
     """(working bundle, bundle whose outputs are NaN), both for 160x120 frames."""
     pytest.importorskip("tensorflow")
-    from car.frames import to_model_input
+    from car.frames import prepare_frame
     from training.export import convert, export_bundle
     from training.models import build_model, default_frame_spec
 
     spec = default_frame_spec("fast")
     model = build_model("fast", spec.input_shape)
     frames = np.random.default_rng(0).integers(0, 256, (8, 120, 160, 3), np.uint8)
-    inputs = np.stack([to_model_input(frame, spec) for frame in frames])  # (8, 40, 80, 3)
+    inputs = np.stack([prepare_frame(frame, spec) for frame in frames])  # (8, 40, 80, 3) uint8
     root = tmp_path_factory.mktemp("bundles")
     quiet = {
         "architecture": "fast",
@@ -62,7 +62,7 @@ def bundles(tmp_path_factory):
     # hand: the working bundle's card beside a TFLite file converted from NaN weights.
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
     shutil.copytree(root / "fast", root / "nan")
-    (root / "nan" / "pilot.tflite").write_bytes(convert(model, "float32"))
+    (root / "nan" / "pilot.tflite").write_bytes(convert(model, "float32", spec))
     return root / "fast", root / "nan"
 
 

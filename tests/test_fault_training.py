@@ -68,7 +68,7 @@ def test_an_export_that_fails_leaves_the_published_bundle_alone(tmp_path):
 
     spec = default_frame_spec("fast")
     model = build_model("fast", spec.input_shape)
-    frames = np.random.default_rng(0).random((8, *spec.input_shape), dtype=np.float32)
+    frames = np.random.default_rng(0).integers(0, 256, (8, *spec.input_shape), np.uint8)  # prepared frames
     quiet = {"architecture": "fast", "representative": frames, "parity_inputs": frames, "log": lambda _: None}
     export_bundle(model, spec, tmp_path, quantization="float32", **quiet)
     published = {name: (tmp_path / name).read_bytes() for name in BUNDLE}
@@ -85,7 +85,7 @@ def test_pilot_check_says_fail_for_a_corrupt_model(tmp_path):
     from training.models import build_model, default_frame_spec
 
     spec = default_frame_spec("fast")
-    frames = np.random.default_rng(0).random((8, *spec.input_shape), dtype=np.float32)
+    frames = np.random.default_rng(0).integers(0, 256, (8, *spec.input_shape), np.uint8)  # prepared frames
     export_bundle(
         build_model("fast", spec.input_shape),
         spec,

@@ -41,7 +41,7 @@ def export(model, folder: Path, quantization: str, frames: np.ndarray | None = N
     from training.export import export_bundle
 
     if frames is None:
-        frames = np.random.default_rng(0).random((16, *SPEC.input_shape), dtype=np.float32)
+        frames = np.random.default_rng(0).integers(0, 256, (16, *SPEC.input_shape), dtype=np.uint8)
     export_bundle(
         model,
         SPEC,
@@ -76,16 +76,77 @@ def test_angle_and_throttle_come_out_in_their_own_places(asymmetric_bundles, qua
     assert pilot.card.quantization == quantization
 
 
-def test_int8_bundle_has_quantised_tensors_and_is_dequantised(asymmetric_bundles):
+def test_int8_bundle_takes_the_prepared_uint8_frame(asymmetric_bundles):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(asymmetric_bundles["int8"] / "pilot.tflite"))
-    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    (detail,) = interpreter.get_input_details()
+    assert detail["dtype"] == np.uint8
+    scale, zero_point = detail["quantization"]  # the FrameSpec's x / 255, folded into the model
+    assert scale == pytest.approx(1 / 255, rel=1e-5) and zero_point == 0
     assert all(d["dtype"] == np.int8 for d in interpreter.get_output_details())
     pilot = Pilot.load(asymmetric_bundles["int8"])
-    assert pilot.predict(np.zeros((1, *SPEC.input_shape), np.float32))["angle"] == pytest.approx(
-        0.5, abs=0.01
-    )
+    assert pilot.card.input.dtype == "uint8"
+    assert pilot.predict(np.zeros((1, *SPEC.input_shape), np.uint8))["angle"] == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="takes uint8 input"):
+        pilot.predict(np.zeros((1, *SPEC.input_shape), np.float32))
+
+
+@pytest.fixture(scope="module")
+def pixel_weighing_model():
+    """angle = mean of the normalised input (+0.1), throttle = minus that: every pixel counts."""
+    return constant_model(0.1, 0.0, kernel_value=1.0 / float(np.prod(SPEC.input_shape)))
+
+
+@pytest.mark.parametrize("quantization", ["float32", "int8"])
+def test_run_feeds_the_model_what_training_fed_keras(pixel_weighing_model, tmp_path, quantization):
+    from car.frames import normalise, prepare_frame
+
+    pilot = Pilot.load(export(pixel_weighing_model, tmp_path / quantization, quantization))
+    for seed in range(5):
+        frame = camera_frame(seed) // (seed + 1)  # darker and darker frames
+        keras_angle = pixel_weighing_model.predict(
+            normalise(prepare_frame(frame, SPEC), SPEC)[None], verbose=0
+        )[0]
+        assert pilot.run(frame)[0] == pytest.approx(float(keras_angle.item()), abs=0.01)
+
+
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
+def test_a_bundle_from_before_uint8_input_still_runs(pixel_weighing_model, asymmetric_bundles, tmp_path):
+    """An int8 bundle with an int8 input and a model.json without input.dtype: quantised by the pilot."""
+    import tensorflow as tf
+
+    frames = np.random.default_rng(0).random((16, *SPEC.input_shape), dtype=np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(pixel_weighing_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([frame[None]] for frame in frames)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    bundle = tmp_path / "old"
+    bundle.mkdir()
+    (bundle / "pilot.tflite").write_bytes(converter.convert())
+    card = json.loads((asymmetric_bundles["int8"] / "model.json").read_text())
+    del card["input"]["dtype"]
+    (bundle / "model.json").write_text(json.dumps(card))
+
+    old, new = Pilot.load(bundle), Pilot.load(export(pixel_weighing_model, tmp_path / "new", "int8"))
+    assert old.card.input.dtype == "float32"
+    for seed in range(5):
+        assert old.run(camera_frame(seed)) == pytest.approx(new.run(camera_frame(seed)), abs=0.01)
+
+
+def test_a_uint8_input_that_does_not_normalise_as_model_json_says_is_refused(asymmetric_bundles, tmp_path):
+    import shutil
+
+    bundle = shutil.copytree(asymmetric_bundles["int8"], tmp_path / "b")
+    card = json.loads((bundle / "model.json").read_text())
+    card["input"]["offset"] = -1.0
+    card["input"]["scale"] = 2 / 255
+    (bundle / "model.json").write_text(json.dumps(card))
+    with pytest.raises(
+        BundleError, match=r"model\.json: the input is normalised as x \* 0\.00784.*zero point 0"
+    ):
+        Pilot.load(bundle)
 
 
 def test_outputs_are_clipped_to_the_cards_range(tmp_path):
@@ -96,7 +157,7 @@ def test_outputs_are_clipped_to_the_cards_range(tmp_path):
 def test_non_finite_output_gives_neutral_and_is_counted(tmp_path):
     # Every pixel weighs 1e38: the sum overflows float32 to inf on any bright frame. Export checks
     # parity on dark frames, where the output is finite (it refuses a model that is never finite).
-    dark = np.zeros((4, *SPEC.input_shape), np.float32)
+    dark = np.zeros((4, *SPEC.input_shape), np.uint8)  # prepared frames, all black
     pilot = Pilot.load(export(constant_model(0.0, 0.2, kernel_value=1e38), tmp_path / "b", "float32", dark))
     assert pilot.run(np.full((120, 160, 3), 255, np.uint8)) == (0.0, 0.0)
     assert pilot.run(np.full((120, 160, 3), 255, np.uint8)) == (0.0, 0.0)

@@ -23,7 +23,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.models import build_model, default_frame_spec
 
     spec = default_frame_spec("fast")
-    frames = np.random.default_rng(0).random((8, *spec.input_shape), dtype=np.float32)
+    frames = np.random.default_rng(0).integers(0, 256, (8, *spec.input_shape), dtype=np.uint8)
     out = tmp_path_factory.mktemp("registry") / "fast"
     export_bundle(
         build_model("fast", spec.input_shape),

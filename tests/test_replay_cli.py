@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from car.frames import to_model_input
+from car.frames import prepare_frame
 from car.pilot import Pilot
 from car.tub import Tub
 from evaluation.tags import LABEL_WRONG, UNTAGGED, update_tags
@@ -43,7 +43,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, sim_tub: Path) -> Path:
     spec = default_frame_spec("fast")
     frames = np.stack(
         [
-            to_model_input(r["cam/image_array"], spec)
+            prepare_frame(r["cam/image_array"], spec)
             for _, r in zip(range(32), Tub(sim_tub).records(load_images=True))
         ]
     )

@@ -119,7 +119,8 @@ def test_run_writes_bundle_keras_model_report_and_plots(trained):
 def test_model_json_describes_everything_the_car_needs(trained):
     card = json.loads((trained.out / "model.json").read_text())
     assert card["architecture"] == "fast" and card["quantization"] in ("int8", "dynamic", "float32")
-    assert card["input"] == {**FrameSpec(crop_top=40, width=80, height=40).to_dict()}
+    model_input_dtype = "uint8" if card["quantization"] == "int8" else "float32"  # int8 folds x / 255 in
+    assert card["input"] == {**FrameSpec(crop_top=40, width=80, height=40, dtype=model_input_dtype).to_dict()}
     assert [o["name"] for o in card["outputs"]] == ["angle", "throttle"]
     assert card["training"]["data"]["kept"] == 240
     assert card["training"]["split"]["sizes"]["test"] > 0
@@ -277,6 +278,7 @@ FLAG_CASES = [
     (["--min-delta", "0.1"], lambda o: o.fit.min_delta == 0.1),
     (["--throttle-weight", "2"], lambda o: o.fit.throttle_weight == 2),
     (["--verbose", "0"], lambda o: o.fit.verbose == 0),
+    (["--steps-per-execution", "2"], lambda o: o.fit.steps_per_execution == 2),  # runs: below
     (["--distribute", "mirrored"], lambda o: o.distribute == "mirrored"),  # runs: tests/test_registry.py
     (["--seed", "3"], lambda o: o.fit.seed == 3 and o.split.seed == 3),
     (["--split", "0.7", "0.2", "0.1"], lambda o: o.split.fractions == (0.7, 0.2, 0.1)),
@@ -309,6 +311,36 @@ def test_each_flag_reaches_the_options(flags, check):
     default = options_from_args(args := parse(), augment.config_from_args(args))
     options = options_from_args(args := parse(*flags), augment.config_from_args(args))
     assert check(options) and not check(default)
+
+
+def test_steps_per_execution_changes_the_speed_not_what_is_learned():
+    """Several optimiser steps per call into TensorFlow train the same weights as one step a call."""
+    import keras
+    import tensorflow as tf
+
+    from training.fit import compile_model
+
+    rng = np.random.default_rng(0)
+    images = rng.random((48, 8, 8, 3), np.float32)
+    labels = {"angle": rng.random((48, 1), np.float32), "throttle": rng.random((48, 1), np.float32)}
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8).repeat()  # endless, as training's
+
+    def trained(steps_per_execution: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 3))
+        hidden = keras.layers.Dense(4)(keras.layers.Flatten()(inputs))
+        model = keras.Model(
+            inputs, {name: keras.layers.Dense(1, name=name)(hidden) for name in ("angle", "throttle")}
+        )
+        compile_model(model, FitConfig(steps_per_execution=steps_per_execution), steps_per_epoch=6)
+        model.fit(data, epochs=2, steps_per_epoch=6, verbose=0)
+        assert int(model.optimizer.iterations) == 12  # no call straddles an epoch's end
+        return [model.steps_per_execution, *model.get_weights()]
+
+    one, several = trained(1), trained(4)
+    assert (one[0], several[0]) == (1, 3)  # 4 does not divide an epoch of 6 steps: 3 does
+    for a, b in zip(one[1:], several[1:], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_every_train_flag_is_covered_above():
@@ -505,7 +537,7 @@ def test_quantisation_choice_and_latency_budget(trained, tmp_path):
     from training.export import export_bundle
 
     spec = trained.card.input
-    frames = np.random.default_rng(0).random((16, *spec.input_shape), dtype=np.float32)
+    frames = np.random.default_rng(0).integers(0, 256, (16, *spec.input_shape), dtype=np.uint8)
     cards = {
         q: export_bundle(
             trained.model,
@@ -528,6 +560,15 @@ def test_quantisation_choice_and_latency_budget(trained, tmp_path):
         < cards["int8"].parity["angle"]["max_abs_diff"]
     )
     assert all(card.latency.meets_budget is False for card in cards.values())
+    from ai_edge_litert.interpreter import Interpreter
+
+    weights = [  # int8 tensors with one row per output channel: conv kernels and dense matrices
+        t
+        for t in Interpreter(model_path=str(tmp_path / "int8" / "pilot.tflite")).get_tensor_details()
+        if t["dtype"] == np.int8 and len(t["shape"]) >= 2 and t["shape"][0] > 1
+    ]
+    assert len(weights) == 5  # fast: four convolutions and the dense layer, each per output channel
+    assert all(len(t["quantization_parameters"]["scales"]) == t["shape"][0] for t in weights)
     generous = export_bundle(
         trained.model,
         spec,
@@ -573,7 +614,8 @@ def test_export_script_converts_a_saved_keras_model_into_a_bundle_the_car_loads(
     assert done.returncode == 0, done.stderr[-2000:]
     assert "float32" in done.stdout
     pilot = Pilot.load(out)
-    assert pilot.card.input == trained.card.input  # preprocessing taken from the model.json beside the .keras
+    # preprocessing taken from the model.json beside the .keras; a float32 model takes the float input
+    assert pilot.card.input == replace(trained.card.input, dtype="float32")
     frame = road_frame(0.5, np.random.default_rng(1))
     expected = Pilot.load(trained.out).run(frame)
     assert pilot.run(frame) == pytest.approx(

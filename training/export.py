@@ -4,6 +4,13 @@ Quantisation: `float32`, `dynamic` (int8 weights, float activations) or `int8` (
 and activations, calibrated on representative frames from the tub). `auto`, the default,
 takes int8 when it passes the parity check and falls back to dynamic, then float32.
 
+An int8 model takes the prepared uint8 frame as its input: the converter's uint8 input
+type, with the calibrated input range pinned to the full pixel range [0, 255] (see
+`pin_input_range`), makes the input quantisation exactly the FrameSpec's normalisation
+x * scale + offset, so the car feeds crop+resize output with no float copy; model.json
+says so (`input.dtype: uint8`). Weights are quantised per output channel (the converter's
+default for convolutions and dense layers).
+
 Parity is measured through `car.pilot.Pilot`, the exact code the car runs, on dev frames
 the model did not train on: the max and mean absolute difference of each output between
 TFLite and Keras.
@@ -24,13 +31,14 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from car.bundle import MODEL_JSON, TFLITE_FILE, LatencySpec, ModelCard, OutputSpec, save_card
-from car.frames import FrameSpec
+from car.frames import FrameSpec, model_input, normalise
 from car.pilot import Pilot
 from car.quiet import native_stderr_silenced
 from training.latency import (
@@ -48,7 +56,6 @@ AUTO_ORDER = ("int8", "dynamic", "float32")
 # An output passes parity when TFLite stays this close to Keras (output units; angle in [-1, 1]).
 PARITY_MAX_ABS = 0.10
 PARITY_MEAN_ABS = 0.02
-REPRESENTATIVE_FRAMES = 200
 PARITY_FRAMES = 200
 
 
@@ -56,44 +63,71 @@ class ExportError(ValueError):
     """The model could not be exported as a bundle the car can trust; nothing was published."""
 
 
-def convert(model, quantization: str, representative: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model to TFLite; int8 needs normalised representative inputs (N, H, W, C)."""
+def convert(model, quantization: str, spec: FrameSpec, representative: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model to TFLite; int8 needs representative prepared frames (N, H, W, C) uint8."""
     import tensorflow as tf
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantization in ("dynamic", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "int8":
-        if representative is None or len(representative) == 0:
-            raise ValueError("int8 quantisation needs representative frames from the tub")
-        samples = representative[:REPRESENTATIVE_FRAMES].astype(np.float32)
-
-        def representative_dataset():
-            for sample in samples:
-                yield [sample[None]]
-
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
+        converter = int8_converter(model, spec, representative)
+        converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.int8
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if quantization == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    with quiet_converter():
+        return converter.convert()
+
+
+def int8_converter(model, spec: FrameSpec, representative: np.ndarray | None):
+    """A converter to int8 weights and activations, calibrated on prepared uint8 frames (float I/O)."""
+    import tensorflow as tf
+
+    if representative is None or len(representative) == 0:
+        raise ValueError("int8 quantisation needs representative frames from the tub")
+    samples = normalise(pin_input_range(representative), spec)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+@contextlib.contextmanager
+def quiet_converter():
+    """Hide what the converter prints (Keras's SavedModel signature on stdout, TensorFlow's
+    native log lines on stderr) and its input warning."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return converter.convert()  # Keras prints its SavedModel signature on stdout: hide it
+        yield
+
+
+def pin_input_range(frames: np.ndarray) -> np.ndarray:
+    """A copy of the prepared frames whose first one holds a 0 and a 255 pixel value.
+
+    The converter calibrates the input's range from the representative frames, and the
+    uint8 input's scale is that range / 255: only a range of exactly [0, 255] in pixels
+    makes it the FrameSpec's own normalisation. Two values of one frame move no other
+    tensor's range measurably.
+    """
+    pinned = np.array(frames, dtype=np.uint8)
+    pinned[0].flat[0], pinned[0].flat[1] = 0, 255
+    return pinned
 
 
 def keras_outputs(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Keras predictions by output name, each (N,)."""
+    """Keras predictions by output name, each (N,), for normalised inputs (N, H, W, C)."""
     predictions = model.predict(inputs, batch_size=64, verbose=0)
     return {
         name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUT_NAMES, predictions, strict=True)
     }
 
 
-def tflite_outputs(pilot: Pilot, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """TFLite predictions through the car's Pilot, by output name, each (N,)."""
-    rows = [pilot.predict(sample[None]) for sample in inputs]
+def tflite_outputs(pilot: Pilot, prepared: np.ndarray) -> dict[str, np.ndarray]:
+    """TFLite predictions through the car's Pilot for prepared uint8 frames, by output name, each (N,)."""
+    rows = [pilot.predict(model_input(frame, pilot.card.input)[None]) for frame in prepared]
     return {name: np.array([row[name] for row in rows], dtype=np.float32) for name in OUTPUT_NAMES}
 
 
@@ -145,9 +179,11 @@ def export_bundle(
 ) -> ModelCard:
     """Write pilot.tflite + model.json into `out`; returns the card written.
 
-    `representative` and `parity_inputs` are normalised model inputs (N, H, W, C): training
-    frames for int8 calibration, dev frames for the parity check. ExportError when no
-    quantisation passes parity (see the module docstring: nothing is published then).
+    `representative` and `parity_inputs` are prepared frames (N, H, W, C) uint8, as
+    `car.frames.prepare_frame` gives them: training frames for int8 calibration (see
+    `training.pipeline.representative_frames`), dev frames for the parity check.
+    ExportError when no quantisation passes parity (see the module docstring: nothing is
+    published then).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,8 +228,14 @@ def _export_checked(
 ) -> ModelCard:
     """Convert into `folder` until a quantisation passes parity; time it; ExportError if none does."""
     candidates = AUTO_ORDER if quantization == "auto" else (quantization,)
+    for name, frames in (("representative", representative), ("parity_inputs", parity_inputs)):
+        if frames.dtype != np.uint8 or frames.shape[1:] != spec.input_shape:
+            raise ValueError(
+                f"{name}: expected prepared frames (N, {', '.join(map(str, spec.input_shape))}) uint8, "
+                f"got {frames.shape} {frames.dtype}"
+            )
     parity_inputs = parity_inputs[:PARITY_FRAMES]
-    reference = keras_outputs(model, parity_inputs)
+    reference = keras_outputs(model, normalise(parity_inputs, spec))
     if not all(np.isfinite(values).all() for values in reference.values()):
         raise ExportError("the Keras model outputs NaN or inf (its weights are not finite): nothing exported")
     card = ModelCard(
@@ -208,8 +250,9 @@ def _export_checked(
     )
     attempts: dict[str, Any] = {}
     for candidate in candidates:
-        (folder / TFLITE_FILE).write_bytes(convert(model, candidate, representative))
+        (folder / TFLITE_FILE).write_bytes(convert(model, candidate, spec, representative))
         card.quantization = candidate
+        card.input = replace(spec, dtype="uint8" if candidate == "int8" else "float32")
         save_card(card, folder)
         pilot = Pilot.load(folder, num_threads=1)
         parity = parity_report(reference, tflite_outputs(pilot, parity_inputs))
@@ -261,38 +304,41 @@ def export_keras_file(
 ) -> ModelCard:
     """Export a saved Keras model, calibrating and checking parity on frames from `tubs`.
 
-    The tub is split exactly as training splits it (same seed), so calibration uses
-    training frames and parity uses dev frames.
+    Calibration uses training frames (not augmented: this command does not know the
+    training's augmentation), parity dev frames; see `training_and_dev`.
     """
     import keras
 
-    from car.frames import normalise
-    from training.data import RecordFilter, load_frames
-    from training.pipeline import prepare_all
-    from training.split import SplitConfig, split_frames
+    from training.pipeline import prepare_all, representative_frames
 
     model = keras.models.load_model(keras_path, compile=False)
-    frames, report = load_frames(tubs, rules or RecordFilter(), progress=False)
-    log(f"data: {report.summary()}")
-    split = split_frames(frames.sessions, split_config or SplitConfig())
-    if len(split.dev) == 0:
-        raise ValueError("no dev frames for the parity check: use more data or a different --split")
-    rng = np.random.default_rng(0)
-    calibration = frames.take(np.sort(rng.permutation(split.train)[:REPRESENTATIVE_FRAMES]))
-    dev = frames.take(split.dev[:PARITY_FRAMES])
+    train, dev, report = training_and_dev(tubs, rules, split_config, log)
     return export_bundle(
         model,
         spec,
         out,
         architecture=architecture,
-        representative=normalise(prepare_all(calibration.images, spec), spec),
-        parity_inputs=normalise(prepare_all(dev.images, spec), spec),
+        representative=representative_frames(train, spec),
+        parity_inputs=prepare_all(dev.images[:PARITY_FRAMES], spec),
         quantization=quantization,
         training={"keras_model": str(Path(keras_path).resolve()), "data": report.to_dict()},
         budget_ms=budget_ms,
         pi_scale_factor=pi_scale_factor,
         log=log,
     )
+
+
+def training_and_dev(tubs: list[str | Path], rules=None, split_config=None, log=print):
+    """(training frames, dev frames, load report) of `tubs`, split exactly as training splits them."""
+    from training.data import RecordFilter, load_frames
+    from training.split import SplitConfig, split_frames
+
+    frames, report = load_frames(tubs, rules or RecordFilter(), progress=False)
+    log(f"data: {report.summary()}")
+    split = split_frames(frames.sessions, split_config or SplitConfig())
+    if len(split.dev) == 0:
+        raise ValueError("no dev frames for the parity check: use more data or a different --split")
+    return frames.take(split.train), frames.take(split.dev), report
 
 
 def remeasure_latency(

@@ -43,6 +43,11 @@ class FitConfig:
     patience: int = flag(6, "early stopping: epochs without dev-loss improvement before stopping")
     min_delta: float = flag(0.0, "smallest dev-loss decrease that counts as an improvement")
     throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
+    steps_per_execution: int = flag(
+        8,
+        "most optimiser steps per call into TensorFlow (a divisor of an epoch's steps); the progress "
+        "bar and batch callbacks see every Nth step. Per-call overhead slows the small `fast` model",
+    )
     seed: int = 0  # weights, shuffling, augmentation; tubcar train's --seed (SplitConfig) sets both
     verbose: int = flag(
         2,
@@ -54,8 +59,12 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:
-            raise ValueError("epochs and batch size must be >= 1, lr > 0, patience >= 0")
+        if (
+            min(self.epochs, self.batch_size, self.steps_per_execution) < 1
+            or self.lr <= 0
+            or self.patience < 0
+        ):
+            raise ValueError("epochs, batch size and steps per execution must be >= 1, lr > 0, patience >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +86,7 @@ def learning_rate(config: FitConfig, steps_per_epoch: int):
 
 
 def compile_model(model, config: FitConfig, steps_per_epoch: int) -> None:
-    """Adam on MSE of both outputs (throttle weighted), reporting MAE too."""
+    """Adam on MSE of both outputs (throttle weighted), reporting MAE too; `steps_per_execution` a call."""
     import keras
 
     model.compile(
@@ -85,7 +94,17 @@ def compile_model(model, config: FitConfig, steps_per_epoch: int) -> None:
         loss={"angle": "mse", "throttle": "mse"},
         loss_weights={"angle": 1.0, "throttle": config.throttle_weight},
         metrics={"angle": ["mae"], "throttle": ["mae"]},
+        steps_per_execution=steps_per_call(config.steps_per_execution, steps_per_epoch),
     )
+
+
+def steps_per_call(most: int, steps_per_epoch: int) -> int:
+    """The largest divisor of `steps_per_epoch` not above `most`.
+
+    Keras runs whole calls of `steps_per_execution` steps on an endless dataset, so a call
+    that straddled an epoch's end would train steps the epoch does not have.
+    """
+    return max(d for d in range(1, max(1, min(most, steps_per_epoch)) + 1) if steps_per_epoch % d == 0)
 
 
 def callbacks(config: FitConfig, out: Path) -> list:

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from car.frames import model_input
+
 PI4_SCALE_FACTOR = 10.0  # assumed Pi 4 (1 thread) / this machine (1 thread) latency ratio
 DEFAULT_BUDGET_MS = 10.0  # model latency allowed on the Pi 4 in a 20 Hz (50 ms) loop
 DEFAULT_RUNS = 1000  # timed calls in all, split into rounds
@@ -75,9 +77,9 @@ def time_pilot(
     held up. Also returns the number of calls timed, the outliers (calls slower than
     OUTLIER_FACTOR x the median, left out of the p99) and the slowest call, for the report.
     """
-    shape = (1, *pilot.card.input.input_shape)
-    rng = np.random.default_rng(seed)
-    batch = rng.random(shape, dtype=np.float32) * 255 * pilot.card.input.scale + pilot.card.input.offset
+    spec = pilot.card.input
+    prepared = np.random.default_rng(seed).integers(0, 256, spec.input_shape, dtype=np.uint8)
+    batch = model_input(prepared, spec)[None]
     for _ in range(WARMUP_RUNS):
         pilot.predict(batch)
     samples = []
@@ -103,6 +105,22 @@ def summarise_timings(samples: list[float], rounds: int = DEFAULT_ROUNDS) -> dic
         "outliers": sum(sample > limit for sample in samples),
         "slowest_ms": max(samples),
     }
+
+
+def time_run(pilot: Any, frames: np.ndarray, runs: int = DEFAULT_RUNS) -> dict[str, float]:
+    """Median and p99 ms of `Pilot.run`: camera frame in, clipped command out.
+
+    `frames` (N, H, W, 3) uint8 are cycled through, so the frame is never already in cache.
+    """
+    for frame in frames[:WARMUP_RUNS]:
+        pilot.run(frame)
+    samples = []
+    for position in range(runs):
+        frame = frames[position % len(frames)]
+        start = time.perf_counter()
+        pilot.run(frame)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": statistics.median(samples), "p99_ms": percentile(samples, 0.99)}
 
 
 def latency_spec(timing: dict[str, float], budget_ms: float, pi_scale_factor: float) -> dict[str, Any]:

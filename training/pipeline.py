@@ -34,10 +34,58 @@ if TYPE_CHECKING:
 
 
 def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
-    """(N, h, w, 3) camera frames -> (N, H, W, C) uint8 model frames, by car.frames.prepare_frame."""
+    """(N, h, w, 3) camera frames -> (N, H, W, C) uint8 model frames, by car.frames.prepare_frame.
+
+    When the spec keeps the camera frame as it is (`linear`'s), the result is `images`
+    itself, not a copy of a few hundred MB: never write into it.
+    """
+    if spec.keeps_frame:
+        return images
     prepared = np.empty((len(images), *spec.input_shape), dtype=np.uint8)
     for position, image in enumerate(images):
         prepared[position] = prepare_frame(image, spec)
+    return prepared
+
+
+REPRESENTATIVE_FRAMES = 500  # int8 calibration frames (the converter's guide: 100-500)
+
+
+def representative_frames(
+    frames: Frames, spec: FrameSpec, count: int = REPRESENTATIVE_FRAMES, augmenter: Callable | None = None
+) -> np.ndarray:
+    """Prepared uint8 frames for int8 calibration, drawn across the whole training distribution.
+
+    Calibration fixes the range of every tensor, and a value beyond it is clipped on the
+    car. The output layers resist most: their range is that of the predictions seen in
+    calibration, so frames that miss the sharpest turns clip the angle on them (on the real
+    tub, 200 random training frames clipped it by up to 0.17). So the frames are the
+    training frames with the most extreme labels (a tenth: hardest left and right, lowest
+    and highest throttle) plus frames spread evenly over the recording order (every tub,
+    session and stretch of track), and with an `augmenter` every other one is augmented as
+    in training: the model was fitted to those too, and brightness, shadows and blur widen
+    the ranges it meets.
+    """
+    per_end = max(1, count // 40)
+    by_angle, by_throttle = (
+        np.argsort(frames.angles, kind="stable"),
+        np.argsort(frames.throttles, kind="stable"),
+    )
+    extremes = np.concatenate(
+        [by_angle[:per_end], by_angle[-per_end:], by_throttle[:per_end], by_throttle[-per_end:]]
+    )
+    spread = np.linspace(0, len(frames) - 1, max(1, count - len(extremes))).round().astype(np.int64)
+    picks = np.unique(np.concatenate([spread, extremes]))  # in recording order
+    prepared = np.array(prepare_all(frames.images[picks], spec))  # a copy: half is overwritten below
+    if augmenter is not None and len(picks) > 1:
+        chosen = picks[1::2]
+        keys = np.arange(len(chosen), dtype=np.uint64)
+        prepared[1::2] = augmenter.augment_batch(
+            frames.images[chosen],
+            frames.angles[chosen],
+            frames.throttles[chosen],
+            keys,
+            partial(prepare_frame, spec=spec),
+        )[0]
     return prepared
 
 

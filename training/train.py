@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from car.bundle import ModelCard
-from car.frames import FrameSpec, normalise
+from car.frames import FrameSpec
 from training.data import Frames, LoadReport, RecordFilter, load_frames, source_size
 from training.distribute import CHOICES as DISTRIBUTE_CHOICES
 from training.distribute import fit_multiworker, is_chief, output_dir, strategy_from_flag
@@ -40,7 +40,13 @@ from training.fit import FitConfig, fit
 from training.flags import flag
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
 from training.models import ARCHITECTURES, ModelOptions, build_model, default_frame_spec, set_output_bias
-from training.pipeline import evaluation_dataset, prepare_all, steps_per_epoch, training_input
+from training.pipeline import (
+    evaluation_dataset,
+    prepare_all,
+    representative_frames,
+    steps_per_epoch,
+    training_input,
+)
 from training.report import (
     OUTPUTS,
     SETS,
@@ -341,17 +347,16 @@ def write_report(
 def export_model(
     fitted: Fitted, data: DataSets, evaluation: Evaluation, options: TrainOptions, out: Path, log=print
 ) -> ModelCard:
-    """pilot.tflite + model.json: int8 calibrated on 200 training frames, parity on dev frames."""
-    train_frames = data.prepared["train"]
-    calibration = np.random.default_rng(options.fit.seed).permutation(len(train_frames))[:200]
+    """pilot.tflite + model.json: int8 calibrated on training frames (augmented), parity on dev frames."""
+    representative = representative_frames(data.sets["train"], data.spec, augmenter=build_augmenter(options))
     metrics = {key: evaluation.metrics[key] for key in ("errors", "baseline", "noise_floor", "diagnosis")}
     return export_bundle(
         fitted.model,
         data.spec,
         out,
         architecture=options.architecture,
-        representative=normalise(train_frames[calibration], data.spec),
-        parity_inputs=normalise(data.prepared["dev"], data.spec),
+        representative=representative,
+        parity_inputs=data.prepared["dev"],
         quantization=options.quantization,
         training=training_record(data, fitted, options),
         metrics=metrics,

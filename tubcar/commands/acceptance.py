@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int | None:
     real = sub.add_parser("real", help="real tub: train on 0-799, test on 800-999")
     real.add_argument("--tub", type=Path, required=True)
     for sub_parser, default_models, epochs in (
-        (sim, ["fast", "linear", "pilotnet"], 12),
+        (sim, ["fast", "linear", "pilotnet"], 6),
         (real, ["fast"], 80),
     ):
         sub_parser.add_argument("--out", type=Path, required=True)

@@ -16,6 +16,7 @@ SUBJECTS = {
     "infer": "TFLite single-thread latency of linear, pilotnet and fast",
     "loop": "drive loop at 20 Hz with sim camera, pilot and recorder (--load N: beside N busy processes)",
     "pipeline": "training input pipeline vs training throughput",
+    "train": "training images/s of linear, fast and pilotnet with the default augmentation",
     "stylize": "style-transfer apply frames/s",
     "studio": "tub studio: page load of a 20,000-record tub's timeline (timeline_ms)",
     "faults": "randomized fault campaign on a tub: kill -9, corrupt bytes, truncated files (records_lost)",

@@ -3,10 +3,14 @@
     tubcar export convert --keras runs/fast/model.keras --tub data/tubs --out bundles/fast --quantize int8
     tubcar export latency bundles/fast                     # here (Pi estimate = x --pi-scale-factor)
     tubcar export latency bundles/fast --pi-scale-factor 1 # on the Pi itself: a measurement
+    tubcar export layers --keras runs/fast/model.keras --tub data/tubs  # int8 error of each layer
 
 `convert` takes the input preparation (FrameSpec) from the model.json that training wrote
 beside the .keras file; for a Keras model from elsewhere give --model and --crop-top etc.
-`latency` needs no TensorFlow, only ai-edge-litert, so it runs on the Pi.
+`latency` needs no TensorFlow, only ai-edge-litert, so it runs on the Pi. `layers` prints
+how far each quantised tensor strays from the float model on dev frames (TFLite's
+QuantizationDebugger), calibrated as `convert` calibrates (`--calibration spread`) or on
+random training frames (`random`), to see which layer resists int8 and why.
 """
 
 import argparse
@@ -58,10 +62,35 @@ def latency(args: argparse.Namespace) -> None:
     print(f"{args.bundle}/model.json updated")
 
 
+def layers(args: argparse.Namespace) -> None:
+    import keras
+    import numpy as np
+
+    from car.bundle import load_card
+    from training.cli import record_filter, split_config
+    from training.export import PARITY_FRAMES, training_and_dev
+    from training.pipeline import prepare_all, representative_frames
+    from training.quant_debug import format_errors, layer_errors
+
+    spec = load_card(args.keras.parent).input
+    model = keras.models.load_model(args.keras, compile=False)
+    train, dev, _ = training_and_dev(args.tub, record_filter(args), split_config(args))
+    if args.calibration == "spread":
+        representative = representative_frames(train, spec, args.frames)
+    else:
+        picks = np.sort(np.random.default_rng(0).permutation(len(train))[: args.frames])
+        representative = prepare_all(train.images[picks], spec)
+    inputs = prepare_all(dev.images[:PARITY_FRAMES], spec)
+    rows = layer_errors(model, spec, representative, inputs)
+    print(f"{len(representative)} calibration frames ({args.calibration}), {len(inputs)} dev frames")
+    print(format_errors(rows))
+
+
 def main(argv: list[str] | None = None) -> int | None:
     from training.cli import add_data_arguments
     from training.export import QUANTIZATIONS
     from training.models import ARCHITECTURES
+    from training.pipeline import REPRESENTATIVE_FRAMES
 
     parser = command_parser("tubcar export", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,5 +120,12 @@ def main(argv: list[str] | None = None) -> int | None:
             default=PI4_SCALE_FACTOR,
             help="assumed Pi 4 / this machine latency ratio; 1 on the Pi itself",
         )
+    lay = sub.add_parser("layers", help="int8 error of each quantised layer on dev frames")
+    lay.add_argument(
+        "--keras", type=Path, required=True, help="a .keras file with training's model.json beside it"
+    )
+    lay.add_argument("--calibration", choices=("spread", "random"), default="spread")
+    lay.add_argument("--frames", type=int, default=REPRESENTATIVE_FRAMES, help="calibration frames")
+    add_data_arguments(lay)
     args = parser.parse_args(argv)
-    {"convert": convert, "latency": latency}[args.command](args)
+    {"convert": convert, "latency": latency, "layers": layers}[args.command](args)
