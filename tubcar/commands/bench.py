@@ -42,3 +42,4 @@ def main(argv: list[str] | None = None) -> int | None:
     else:
         for key, value in result.items():
             print(f"{key:>28}: {value}")
+    return 0

@@ -129,3 +129,4 @@ def main(argv: list[str] | None = None) -> int | None:
     add_data_arguments(lay)
     args = parser.parse_args(argv)
     {"convert": convert, "latency": latency, "layers": layers}[args.command](args)
+    return 0
