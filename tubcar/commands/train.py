@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import augment
-from training.cli import add_arguments, options_from_args
+from training.cli import add_arguments, options_from_args, sources_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
 from training.train import train
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int | None:
     )
     args = parser.parse_args(argv)
     options = options_from_args(args, augment.config_from_args(args))
-    result = train(args.tub, args.out, options)
+    result = train(sources_from_args(args), args.out, options)
     if not is_chief():
         return  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card
