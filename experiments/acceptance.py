@@ -1,13 +1,11 @@
-"""The acceptance measurements of the README, end to end.
+"""The simulator acceptance of the README, end to end (the real-data protocol: real_protocol.py).
 
 `sim`: record the expert on a few track seeds, train each architecture on those tubs
 (timed), export int8, drive every model closed loop on unseen seeds (as `tubcar sim
-drive` does) and measure TFLite latency (as `tubcar bench infer` does).
-
-`real`: on the real Donkey tub, train on records 0-799 only (dev split inside them) and
-score the steering MSE on records 800-999, an untouched test block, against predicting
-the training mean. The test block is scored through `car.pilot.Pilot` (the exported
-TFLite model, exactly as the car would run it).
+drive` does) and measure TFLite latency (as `tubcar bench infer` does). Then the
+robustness check: the first architecture (the default model) drives `unseen_laps` laps on
+each of `unseen_seeds` more seeds, picked at random by the script (and printed) among
+seeds no run has trained on.
 """
 
 from __future__ import annotations
@@ -22,14 +20,13 @@ import numpy as np
 
 from benchmarks.infer import ARCHITECTURES as TIMED_ARCHITECTURES
 from benchmarks.infer import measure as measure_latency
-from car.frames import to_model_input
 from car.pilot import Pilot
 from evaluation.scoring import camera_pilot, score
 from sim import Simulation, Track, record_tub
-from training.data import load_frames
 from training.flags import flag
-from training.split import split_frames
 from training.train import TrainOptions, train
+
+DRIVE_FIELDS = ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")
 
 
 def record_sim(out: Path, seeds: tuple[int, ...], laps: int, noise: float) -> list[Path]:
@@ -68,6 +65,16 @@ class SimPlan:
     test_seeds: tuple[int, ...] = flag((101, 102, 103), "track seeds driven, never trained on", nargs="+")
     drive_laps: int = flag(5, "laps driven on each test seed")
     noise: float = flag(0.3, "expert steering noise while recording")
+    unseen_seeds: int = flag(10, "more unseen seeds the default model drives (picked at random, printed)")
+    unseen_laps: int = flag(5, "laps driven on each of them")
+    pick_seed: int = flag(19, "seeds the pick of the unseen seeds")
+
+    def picked_seeds(self) -> list[int]:
+        """`unseen_seeds` seeds in [200, 10000), none trained on or among the test seeds."""
+        taken = {*self.train_seeds, *self.test_seeds}
+        pool = [seed for seed in range(200, 10_000) if seed not in taken]
+        picks = np.random.default_rng(self.pick_seed).choice(len(pool), self.unseen_seeds, replace=False)
+        return sorted(pool[int(i)] for i in picks)
 
 
 def sim_acceptance(
@@ -95,57 +102,24 @@ def sim_acceptance(
             "train_seconds": round(seconds, 1),
             "quantization": result.card.quantization,
             "test_steering_mse": result.metrics["errors"]["test"]["angle"]["mse"],
-            "drives": {
-                seed: {
-                    k: r[k] for k in ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")
-                }
-                for seed, r in drives.items()
-            },
+            "drives": {seed: {k: r[k] for k in DRIVE_FIELDS} for seed, r in drives.items()},
             "passed": passes(drives),
         }
         drove = json.dumps(summary["models"][architecture]["drives"])
         log(f"{architecture}: trained in {seconds:.0f} s, drives {drove}")
+    if plan.unseen_seeds > 0:
+        default = architectures[0]
+        seeds = plan.picked_seeds()
+        log(f"robustness: {default} drives {plan.unseen_laps} laps on each of the unseen seeds {seeds}")
+        drives = drive_sim(out / default, tuple(seeds), plan.unseen_laps)
+        summary["robustness"] = {
+            "model": default,
+            "seeds": seeds,
+            "laps": plan.unseen_laps,
+            "drives": {seed: {k: r[k] for k in DRIVE_FIELDS} for seed, r in drives.items()},
+            "passed": passes(drives),
+        }
     if set(bundles) >= set(TIMED_ARCHITECTURES):
         summary["latency"] = measure_latency({name: bundles[name] for name in TIMED_ARCHITECTURES})
     (out / "acceptance.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def real_acceptance(
-    tub: Path, out: Path, options: TrainOptions, train_stop: int = 800, test_stop: int = 1000, log=print
-) -> dict[str, Any]:
-    """Train on records [0, train_stop), test on [train_stop, test_stop) of one real tub."""
-    frames, report = load_frames([tub], options.rules, options.workers, progress=False)
-    before = np.flatnonzero(frames.indexes < train_stop)
-    test_positions = np.flatnonzero((frames.indexes >= train_stop) & (frames.indexes < test_stop))
-    known = frames.take(before)
-    split_config = replace(options.split, fractions=(0.9, 0.1, 0.0))
-    split = split_frames(known.sessions, split_config)
-    result = train(
-        None, out, replace(options, split=split_config), frames=(known, report), split=split, log=log
-    )
-
-    pilot = Pilot.load(out)
-    test = frames.take(test_positions)
-    predicted = np.array(
-        [pilot.predict(to_model_input(image, pilot.card.input)[None])["angle"] for image in test.images]
-    )
-    train_mean = float(known.angles[split.train].mean())
-    mse = float(np.mean((np.clip(predicted, -1, 1) - test.angles) ** 2))
-    baseline = float(np.mean((train_mean - test.angles) ** 2))
-    summary = {
-        "tub": str(tub),
-        "train_records": f"[0, {train_stop})",
-        "test_records": f"[{train_stop}, {test_stop})",
-        "split_sizes": split.sizes(),
-        "test_frames": len(test),
-        "test_steering_mse": mse,
-        "mean_baseline_mse": baseline,
-        "ratio": mse / baseline,
-        "goal_ratio": 0.5,
-        "passed": mse <= 0.5 * baseline,
-        "quantization": result.card.quantization,
-        "dev_steering_mse": result.metrics["errors"]["dev"]["angle"]["mse"],
-    }
-    (out / "acceptance_real.json").write_text(json.dumps(summary, indent=2))
     return summary
