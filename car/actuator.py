@@ -9,19 +9,26 @@ round(pulse / tick).
 
 Safety: a non-finite command is neutral; shutdown writes centre and neutral pulses (never
 pulse 0, which leaves a servo limp and some ESCs in a fault state); the board keeps
-sending them after the process ends. Throttle limits and the ramp are a separate loop
-part (`car.parts.ThrottleLimiter`) so the simulator drives with the same ones.
+sending them after the process ends. `neutral()` writes the same pulses from any thread:
+the loop's watchdog calls it while the loop thread is stuck in a part, so the writes go
+under a lock (one I2C transaction at a time). Throttle limits and the ramp are a separate
+loop part (`car.parts.ThrottleLimiter`) so the simulator drives with the same ones.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
+
 PCA9685_OSC_HZ = 25_000_000.0
 PCA9685_TICKS = 4096
+NEUTRAL_LOCK_TIMEOUT_S = 0.5  # a bus stuck longer than this cannot be written to by anyone
 
 
 class I2CBus(Protocol):
@@ -116,6 +123,7 @@ class PwmDrive:
         self.throttle_us = throttle_us
         self.arming = list(arming)
         self.last_command: tuple[float, float] = (0.0, 0.0)
+        self._lock = threading.Lock()  # run() from the loop, neutral() from the watchdog
         for board, pulses in ((steering_board, steering_us), (throttle_board, throttle_us)):
             for pulse in pulses:
                 board.ticks_for(pulse)  # fail at build time, not on the first turn
@@ -136,12 +144,27 @@ class PwmDrive:
 
     def run(self, angle: float, throttle: float) -> None:
         steering_us, throttle_us = self.angle_to_us(angle), self.throttle_to_us(throttle)
-        self.steering_board.set_pulse(self.steering_channel, steering_us)
-        self.throttle_board.set_pulse(self.throttle_channel, throttle_us)
-        self.last_command = (float(angle), float(throttle))
+        with self._lock:
+            self.steering_board.set_pulse(self.steering_channel, steering_us)
+            self.throttle_board.set_pulse(self.throttle_channel, throttle_us)
+            self.last_command = (float(angle), float(throttle))
+
+    def neutral(self) -> bool:
+        """Neutral throttle first, then centre the steering; safe from any thread.
+
+        False (and logged) when the bus stayed busy for NEUTRAL_LOCK_TIMEOUT_S.
+        """
+        if not self._lock.acquire(timeout=NEUTRAL_LOCK_TIMEOUT_S):
+            log.error("PWM: the bus is held by a write that does not finish; cannot send neutral")
+            return False
+        try:
+            self.throttle_board.set_pulse(self.throttle_channel, self.throttle_us[1])
+            self.steering_board.set_pulse(self.steering_channel, self.steering_us[1])
+            self.last_command = (0.0, 0.0)
+        finally:
+            self._lock.release()
+        return True
 
     def shutdown(self) -> None:
         """Neutral throttle first, then centre the steering."""
-        self.throttle_board.set_pulse(self.throttle_channel, self.throttle_us[1])
-        self.steering_board.set_pulse(self.steering_channel, self.steering_us[1])
-        self.last_command = (0.0, 0.0)
+        self.neutral()

@@ -88,8 +88,8 @@ def load_card(path: str | os.PathLike) -> ModelCard:
     if not card_path.exists():
         raise BundleError(f"{card_path}: missing; a model bundle is pilot.tflite + model.json")
     try:
-        card = ModelCard.model_validate(json.loads(card_path.read_text()))
-    except json.JSONDecodeError as err:
+        card = ModelCard.model_validate(json.loads(card_path.read_bytes()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{card_path}: not valid JSON ({err})") from err
     except ValidationError as err:
         raise BundleError(f"{card_path}: {err}") from err

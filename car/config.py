@@ -20,9 +20,23 @@ class _Section(BaseModel):
 
 
 class LoopConfig(_Section):
-    rate_hz: float = Field(20.0, gt=0, le=200, description="ticks per second")
+    rate_hz: float = Field(
+        20.0, ge=5, le=200, description="ticks per second (at least 5: a command at least every 0.2 s)"
+    )
     max_consecutive_faults: int = Field(
         10, ge=1, description="a part failing this many ticks in a row stops the car"
+    )
+    watchdog_periods: float = Field(
+        3.0, ge=1.5, le=20, description="no tick done this many periods after the last: actuator neutral"
+    )
+    watchdog_release_ticks: int = Field(
+        5, ge=1, le=1000, description="good ticks held at neutral after a watchdog trip, then the ramp"
+    )
+    realtime_priority: int = Field(
+        50, ge=0, le=98, description="SCHED_FIFO priority of the loop thread where permitted (0: none)"
+    )
+    helper_nice: int = Field(
+        -10, ge=-20, le=0, description="nice of the car's other threads while the loop runs real-time"
     )
 
 
@@ -30,7 +44,7 @@ class CameraConfig(_Section):
     type: Literal["picamera", "opencv", "replay"] = "picamera"
     width: int = Field(160, gt=0, le=4096)
     height: int = Field(120, gt=0, le=4096)
-    framerate: float = Field(20.0, gt=0, le=120)
+    framerate: float = Field(20.0, ge=1, le=120)
     source: str = Field("0", description="opencv: device index or video file/URL; replay: tub folder")
     rotate_180: bool = False
     # Where the camera sits and how its lens draws: the simulator renders and the replay warps
@@ -108,10 +122,14 @@ class ThrottleConfig(_Section):
 
 
 class WebConfig(_Section):
-    host: str = "0.0.0.0"
+    host: str = Field("0.0.0.0", description="0.0.0.0: every network the car is on; see the README")
     port: int = Field(8887, ge=0, le=65535, description="0 picks a free port")
     token: str = Field("", description="control token; empty: a new random one each start")
     video_fps: float = Field(15.0, gt=0, le=60)
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description='pages of other origins allowed to drive, e.g. "http://car.local:8887"',
+    )
 
 
 class GamepadConfig(_Section):
@@ -128,6 +146,9 @@ class GamepadConfig(_Section):
 class FailsafeConfig(_Section):
     controller_timeout_s: float = Field(0.3, gt=0, le=5, description="silent controller -> throttle 0")
     frame_timeout_s: float = Field(0.25, gt=0, le=5, description="older camera frame -> throttle 0")
+    frozen_frames: int = Field(
+        5, ge=0, le=1000, description="this many new frames identical to the last -> throttle 0 (0: off)"
+    )
 
 
 class RecordingConfig(_Section):
@@ -157,6 +178,21 @@ class CarConfig(_Section):
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     pilot: PilotConfig = Field(default_factory=PilotConfig)
 
+    @model_validator(mode="after")
+    def _one_output_per_channel(self) -> CarConfig:
+        steering_board = (
+            self.steering.i2c_address if self.steering.i2c_address is not None else self.pwm.i2c_address
+        )
+        throttle_board = (
+            self.throttle.i2c_address if self.throttle.i2c_address is not None else self.pwm.i2c_address
+        )
+        if (steering_board, self.steering.channel) == (throttle_board, self.throttle.channel):
+            raise ValueError(
+                f"steering.channel and throttle.channel are both {self.steering.channel} on the PCA9685 at "
+                f"0x{steering_board:02x}: one output cannot drive the servo and the ESC"
+            )
+        return self
+
 
 class ConfigError(ValueError):
     """A car config that cannot be used; the message names the file and every bad key."""
@@ -168,9 +204,15 @@ def load_config(path: str | os.PathLike | None) -> CarConfig:
         return CarConfig()
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: no such config file") from err
+    except IsADirectoryError as err:
+        raise ConfigError(f"{path}: is a folder, not a config file") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file (byte {err.start} is not UTF-8)") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from err
     return parse_config(data, source=str(path))

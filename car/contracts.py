@@ -39,12 +39,16 @@ class Actuator(Protocol):
     """The last part of every car: (ANGLE, THROTTLE) -> the wheels.
 
     `last_command` is the (angle, throttle) it was last given, (0.0, 0.0) after
-    `shutdown()`, which leaves the car centred and at neutral throttle.
+    `neutral()` or `shutdown()`, which leave the car centred and at neutral throttle.
+    `neutral()` may be called from another thread than `run()` (the loop's watchdog, while
+    the loop thread is stuck in a part): it must be safe to.
     """
 
     last_command: tuple[float, float]
 
     def run(self, angle: float, throttle: float) -> Any: ...
+
+    def neutral(self) -> Any: ...
 
     def shutdown(self) -> None: ...
 

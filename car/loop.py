@@ -21,10 +21,19 @@ Why the rules below:
   hold the car safe. A part that keeps failing (`max_consecutive_faults` ticks), or a
   `critical` part (an actuator) that fails once, stops the loop; every part's
   `shutdown` then runs, actuators last-added first.
+- A part that blocks cannot be caught by the thread it blocks: `watch()` adds a watchdog
+  thread (`car.watchdog`) that commands the actuator to neutral when no tick completes
+  within its deadline; the loop then forces the failsafe values for its next
+  `release_ticks` good ticks (ticks that finish within the deadline) before it lets the
+  parts drive again, through the throttle ramp.
+- `realtime_priority` runs the loop thread under SCHED_FIFO where permitted, and the
+  process's other threads at `helper_nice` (`car.realtime`): a busy CPU then delays a tick
+  by microseconds, not by a time slice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -38,6 +47,8 @@ import numpy as np
 from car import channels
 from car.clock import REAL_TIME, Clock
 from car.contracts import Part, ThreadedPart
+from car.realtime import RealTime
+from car.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,7 @@ KNOWN_CHANNELS = frozenset(
 )
 
 DEFAULT_FAILSAFE: dict[str, Any] = {channels.THROTTLE: 0.0, channels.ANGLE: 0.0}
+WATCHDOG_HOLD = "loop stalled (watchdog)"  # FAILSAFE while the watchdog holds the car
 
 
 class WiringError(ValueError):
@@ -111,6 +123,8 @@ class Loop:
         failsafe: Mapping[str, Any] | None = None,
         max_consecutive_faults: int = 10,
         clock: Clock = REAL_TIME,
+        realtime_priority: int = 0,
+        helper_nice: int = 0,
     ) -> None:
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be a positive number, got {rate_hz}")
@@ -128,6 +142,14 @@ class Loop:
         self.period_error = TimingWindow()
         self.tick_time = TimingWindow()
         self.stop_reason = ""
+        self.realtime_priority, self.helper_nice = realtime_priority, helper_nice
+        self.scheduling = ""  # what the OS granted, when realtime_priority asked for more
+        self.watchdog: Watchdog | None = None
+        self.release_ticks = 0
+        self.current_part = ""  # the part the loop thread is running now (the watchdog names it)
+        self._neutral: Callable[[], object] | None = None
+        self._hold_ticks = 0  # good ticks left before the parts may drive again after a trip
+        self._hold_lock = threading.Lock()
         self._stop = threading.Event()
         self._built = False
 
@@ -190,6 +212,42 @@ class Loop:
         self.memory = {channel: value for channel, (_, value) in defaults.items()}
         self._built = True
 
+    def watch(
+        self, neutral: Callable[[], object], deadline_periods: float = 3.0, release_ticks: int = 5
+    ) -> Watchdog:
+        """Guard the loop with a watchdog (see the module docstring): `neutral()` commands the
+        actuator to neutral from the watchdog's thread; a real-time clock only."""
+        self._neutral = neutral
+        self.release_ticks = release_ticks
+        priority = self.realtime_priority + 1 if self.realtime_priority else 0
+        self.watchdog = Watchdog(deadline_periods * self.period, self._watchdog_trip, priority)
+        return self.watchdog
+
+    def _watchdog_trip(self, stalled_s: float) -> None:
+        """From the watchdog's thread: hold the loop's commands at neutral, then the actuator."""
+        with self._hold_lock:
+            self._hold_ticks = self.release_ticks
+        log.error(
+            "watchdog: no tick completed for %.0f ms (deadline %.0f ms; the loop is in part %r): "
+            "actuator commanded to neutral; driving resumes after %d good ticks",
+            stalled_s * 1000,
+            self.watchdog.deadline_s * 1000 if self.watchdog else 0,
+            self.current_part,
+            self.release_ticks,
+        )
+        if self._neutral is not None:
+            self._neutral()
+
+    def _count_good_tick(self, seconds: float) -> None:
+        """A tick that finished within the deadline brings a held car one tick nearer driving."""
+        if self.watchdog is None or seconds > self.watchdog.deadline_s:
+            return
+        with self._hold_lock:
+            if self._hold_ticks:
+                self._hold_ticks -= 1
+                if not self._hold_ticks:
+                    log.warning("watchdog: %d good ticks; the parts drive again", self.release_ticks)
+
     # ---------------------------------------------------------------- running
     def stop(self, reason: str = "stopped") -> None:
         """Ask the loop to finish after the current tick (safe from signal handlers)."""
@@ -213,7 +271,15 @@ class Loop:
         fault: LoopFault | None = None
         try:
             self.start_threads()
-            fault = self._run_ticks(max_ticks, duration_s, until)
+            with contextlib.ExitStack() as scheduling:
+                if self.realtime_priority:
+                    granted = scheduling.enter_context(RealTime(self.realtime_priority, self.helper_nice))
+                    self.scheduling = granted.scheduling
+                    log.info("loop scheduling: %s", self.scheduling)
+                if self.watchdog is not None:
+                    self.watchdog.start()
+                    scheduling.callback(self.watchdog.stop)
+                fault = self._run_ticks(max_ticks, duration_s, until)
         finally:
             self.shutdown()
         if fault is not None:
@@ -243,7 +309,11 @@ class Loop:
             work_started = time.perf_counter()
             fault = self.tick()
             tick_end = clock.now()
-            self.tick_time.add(time.perf_counter() - work_started)
+            if self.watchdog is not None:
+                self.watchdog.beat()
+            work = time.perf_counter() - work_started
+            self.tick_time.add(work)
+            self._count_good_tick(work)
             if fault is not None:
                 self.stop(str(fault))
                 return fault
@@ -265,6 +335,7 @@ class Loop:
         faulted = False
         fault: LoopFault | None = None
         for slot in self.slots:
+            self.current_part = slot.name
             started = time.perf_counter()
             try:
                 result = slot.part.run(*[memory.get(channel) for channel in slot.inputs])
@@ -273,13 +344,16 @@ class Loop:
                 slot.timing.add(time.perf_counter() - started)
                 faulted = True
                 fault = fault or self._record_fault(slot, err)
-                memory.update(self.failsafe)
-                continue
-            slot.timing.add(time.perf_counter() - started)
-            slot.consecutive_errors = 0
-            memory.update(zip(slot.outputs, values, strict=True))
+            else:
+                slot.timing.add(time.perf_counter() - started)
+                slot.consecutive_errors = 0
+                memory.update(zip(slot.outputs, values, strict=True))
             if faulted:  # later parts may not undo the failsafe in a faulted tick
                 memory.update(self.failsafe)
+            if self._hold_ticks:  # read after every part: a trip takes effect mid-tick
+                memory.update(self.failsafe)
+                memory[channels.FAILSAFE] = WATCHDOG_HOLD
+        self.current_part = ""
         if faulted:
             self.faulted_ticks += 1
         self.ticks += 1
@@ -346,6 +420,9 @@ class Loop:
             "overruns": self.overruns,
             "missed_ticks": self.missed_ticks,
             "faulted_ticks": self.faulted_ticks,
+            "watchdog_trips": self.watchdog.trips if self.watchdog else 0,
+            "watchdog_holding": bool(self._hold_ticks),
+            "scheduling": self.scheduling,
             "period_error": self.period_error.summary_ms(),
             "tick": self.tick_time.summary_ms(),
             "parts": {
@@ -379,7 +456,8 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     period = stats["period_error"]
     lines = [
         f"loop: {stats['ticks']} ticks at {stats['rate_hz']:g} Hz, {stats['overruns']} overruns, "
-        f"{stats['missed_ticks']} missed, {stats['faulted_ticks']} faulted; "
+        f"{stats['missed_ticks']} missed, {stats['faulted_ticks']} faulted, "
+        f"{stats.get('watchdog_trips', 0)} watchdog trips; "
         f"period error p50 {period['p50_ms']:.2f} ms p99 {period['p99_ms']:.2f} ms "
         f"max {period['max_ms']:.2f} ms",
         f"{'part':<18}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}",

@@ -1,8 +1,9 @@
 """Check a model bundle where it will run: load it, run it, time it. `python -m car.pilot_check DIR`.
 
 `scripts/deploy.py` runs this on the car after copying a bundle, so a model that cannot
-load there (missing file, interpreter too old, wrong input shape) is caught at deploy
-time, not when the car should start driving. Exit status 0 = usable, 1 = not.
+load there (missing file, interpreter too old, wrong input shape, a corrupt .tflite) is
+caught at deploy time, not when the car should start driving. Whatever goes wrong is
+reported as one FAIL line, never a traceback. Exit status 0 = usable, 1 = not.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         result = check_bundle(args.bundle, max(1, args.runs), args.threads)
     except BundleError as err:
         result = {"bundle": args.bundle, "ok": False, "error": str(err)}
+    except Exception as err:  # noqa: BLE001 - the interpreter's own errors: a FAIL line, not a traceback
+        result = {"bundle": args.bundle, "ok": False, "error": f"{args.bundle}: {type(err).__name__}: {err}"}
     if args.json:
         print(json.dumps(result))
     elif "error" in result:

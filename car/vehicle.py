@@ -1,6 +1,12 @@
 """Assemble a car from its config: the one place that wires parts into the loop.
 
-    camera -> controller -> pilot -> mixer -> throttle limiter -> failsafe -> recorder -> actuator
+    camera -> controller -> pilot -> mixer -> failsafe -> recorder -> throttle limiter -> actuator
+
+The throttle limiter (limits and ramp) is last before the actuator, so every release of a
+failsafe (the controller back, a fresh frame, the watchdog's hold over) ramps the throttle
+up instead of jumping to it. On a real-time clock the loop has a watchdog thread that
+commands the actuator to neutral when a tick does not complete in time (`car.watchdog`),
+and its thread runs at real-time priority where permitted (`car.realtime`).
 
 Every car is built here, real or simulated, with the same parts in the same order and
 the same failsafes. A caller may hand in the camera, the controller, the pilot's policy
@@ -66,6 +72,8 @@ class Car:
             "throttle": memory.get(ch.THROTTLE),
             "records": self.recorder.records,
         }
+        if self.recorder.error is not None:
+            status["recording_error"] = str(self.recorder.error)
         if self.pilot is not None:
             status["pilot"] = self.pilot.latency_stats()
         if isinstance(self.actuator, Reports):
@@ -118,7 +126,11 @@ def build_car(
         one under `config.recording.tub_dir`.
     """
     loop = Loop(
-        rate_hz=config.loop.rate_hz, max_consecutive_faults=config.loop.max_consecutive_faults, clock=clock
+        rate_hz=config.loop.rate_hz,
+        max_consecutive_faults=config.loop.max_consecutive_faults,
+        clock=clock,
+        realtime_priority=config.loop.realtime_priority if clock.real_time else 0,
+        helper_nice=config.loop.helper_nice,
     )
     camera = camera if camera is not None else _camera(config, clock)
     built_web_controller = controller is None and config.controller == "web"
@@ -167,16 +179,10 @@ def build_car(
         outputs=[ch.ANGLE, ch.THROTTLE],
         defaults={ch.PILOT_ANGLE: 0.0, ch.PILOT_THROTTLE: 0.0},
     )
-    throttle = config.throttle
+    failsafe = config.failsafe
     loop.add(
-        ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s, clock),
-        inputs=[ch.THROTTLE],
-        outputs=[ch.THROTTLE],
-        name="limiter",
-    )
-    loop.add(
-        Failsafe(config.failsafe.controller_timeout_s, config.failsafe.frame_timeout_s, clock),
-        inputs=[ch.THROTTLE, ch.CAMERA_TIMESTAMP, ch.CONTROLLER_TIMESTAMP],
+        Failsafe(failsafe.controller_timeout_s, failsafe.frame_timeout_s, clock, failsafe.frozen_frames),
+        inputs=[ch.THROTTLE, ch.CAMERA_TIMESTAMP, ch.CONTROLLER_TIMESTAMP, ch.CAMERA_IMAGE],
         outputs=[ch.THROTTLE, ch.FAILSAFE],
         name="failsafe",
     )
@@ -191,6 +197,13 @@ def build_car(
         drop_when_behind=clock.real_time,
     )
     loop.add(recorder, inputs=recorder.inputs, name="recorder")
+    throttle = config.throttle
+    loop.add(
+        ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s, clock),
+        inputs=[ch.THROTTLE],
+        outputs=[ch.THROTTLE],
+        name="limiter",
+    )
     loop.add(
         actuator,
         inputs=[ch.ANGLE, ch.THROTTLE],
@@ -198,6 +211,8 @@ def build_car(
         name="actuator",
         critical=True,
     )
+    if clock.real_time:  # on a stepped clock time stands still during a tick: nothing to watch
+        loop.watch(actuator.neutral, config.loop.watchdog_periods, config.loop.watchdog_release_ticks)
     loop.build()
     car = Car(config, loop, camera, controller, actuator, recorder, bundle_pilot)
     if built_web_controller:
@@ -264,6 +279,7 @@ def _controller(config: CarConfig, clock: Clock) -> Part:
         web.video_fps,
         car_name=config.name,
         clock=clock,
+        allowed_origins=web.allowed_origins,
     )
 
 

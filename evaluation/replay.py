@@ -108,6 +108,7 @@ def open_loop(
     """
     records, recorded, predicted = [], [], []
     problems: list[TubProblem] = []
+    shape = None  # every frame must have the first one's size: the pilot expects one size
     for record in progress(tub.records()):
         if keep is not None and not keep(record):
             continue
@@ -121,6 +122,11 @@ def open_loop(
             frame = tub.load_image(record)
         except TubRecordError as err:
             problems.append(TubProblem(str(tub.path), None, f"record {record['_index']}: {err}"))
+            continue
+        shape = shape or frame.shape
+        if frame.shape != shape:
+            size = f"{frame.shape[1]}x{frame.shape[0]}, the first frame is {shape[1]}x{shape[0]}"
+            problems.append(TubProblem(str(tub.path), None, f"record {record['_index']}: image is {size}"))
             continue
         prediction = pilot.run(frame)
         if on_frame is not None:
@@ -295,6 +301,7 @@ class ClosedLoopResult:
     path: RecordedPath
     config: ClosedLoopConfig
     dt_s: float
+    problems: list[TubProblem] = field(default_factory=list)  # frames that could not be shown
 
     @property
     def interventions(self) -> int:
@@ -319,6 +326,7 @@ class ClosedLoopResult:
             "max_cte": float(ctes.max()) if ctes.size else None,
             "steps": len(self.steps),
             "records": len(self.path),
+            "skipped_frames": len(self.problems),
             "path": self.path.source,
             "speed": self.config.speed,
             "intervention_rule": "road edge" if self._uses_road(self.path) else "offset from path",
@@ -329,17 +337,46 @@ class ClosedLoopResult:
 
 
 class _FrameCache:
-    """Decoded recorded frames by record position; consecutive steps reuse the same few."""
+    """Decoded recorded frames by record position; consecutive steps reuse the same few.
+
+    A frame that does not decode, or has another size than the first, is skipped and
+    counted in `problems`: the pilot sees the nearest good frame before it instead.
+    """
 
     def __init__(self, tub: Tub, records: Sequence[dict[str, Any]], size: int = 64) -> None:
         self._tub, self._records, self._size = tub, records, size
         self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._bad: dict[int, TubProblem] = {}
+        self._shape: tuple[int, ...] | None = None
+
+    @property
+    def problems(self) -> list[TubProblem]:
+        return [self._bad[position] for position in sorted(self._bad)]
 
     def __getitem__(self, position: int) -> np.ndarray:
+        for candidate in [*range(position, -1, -1), *range(position + 1, len(self._records))]:
+            frame = self._load(candidate)
+            if frame is not None:
+                return frame
+        raise ValueError(f"{self._tub.path}: none of the replayed frames decodes")
+
+    def _load(self, position: int) -> np.ndarray | None:
         if position in self._frames:
             self._frames.move_to_end(position)
             return self._frames[position]
-        frame = self._tub.load_image(self._records[position])
+        if position in self._bad:
+            return None
+        record = self._records[position]
+        try:
+            frame = self._tub.load_image(record)
+        except TubRecordError as err:
+            self._bad[position] = TubProblem(str(self._tub.path), None, f"record {record['_index']}: {err}")
+            return None
+        self._shape = self._shape or frame.shape
+        if frame.shape != self._shape:
+            reason = f"record {record['_index']}: image is {frame.shape[1]}x{frame.shape[0]}, not the first's"
+            self._bad[position] = TubProblem(str(self._tub.path), None, reason)
+            return None
         self._frames[position] = frame
         if len(self._frames) > self._size:
             self._frames.popitem(last=False)
@@ -452,7 +489,7 @@ def closed_loop(
         state = vehicle.step(state, angle, throttle, dt)
     if not steps:
         raise ValueError(f"{tub.path}: the recorded path is too short to replay")
-    return ClosedLoopResult(steps, path, config, dt)
+    return ClosedLoopResult(steps, path, config, dt, frames.problems)
 
 
 def _wrap(angle: float) -> float:

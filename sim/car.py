@@ -26,9 +26,9 @@ from sim.simulation import Simulation
 def simulator_config(sim: Simulation) -> CarConfig:
     """The config of the simulator's own drives (scoring, recording): the loop at the
     simulation's rate, its camera (size, mounting, lens) and steering scale, the car's
-    failsafes, and the throttle left to the simulated vehicle (no cap, limits or ramp: its
-    motor model has its own lag, and the simulator's scores and tubs have always been made
-    without them)."""
+    failsafes but the frozen-camera one (see `simulated_car`), and the throttle left to the
+    simulated vehicle (no cap, limits or ramp: its motor model has its own lag, and the
+    simulator's scores and tubs have always been made without them)."""
     config = CarConfig()
     config.name = "sim"
     config.loop.rate_hz = 1.0 / sim.dt
@@ -39,6 +39,7 @@ def simulator_config(sim: Simulation) -> CarConfig:
     config.throttle.max_forward = config.throttle.max_reverse = 1.0
     config.throttle.ramp_per_s = math.inf
     config.pilot.throttle_cap = 1.0
+    config.failsafe.frozen_frames = 0
     return config
 
 
@@ -53,6 +54,8 @@ def simulated_car(
     """`build_car` with the simulator's camera and actuator; the rest as `config` says.
 
     The simulation must step at the loop's period and render the config's camera size.
+    The frozen-camera failsafe is off: the simulator renders a car standing still (or
+    a camera with its lens cap on) as the same picture every tick, as a real sensor never does.
     """
     if not math.isclose(config.loop.rate_hz * sim.dt, 1.0):
         raise ValueError(
@@ -65,6 +68,8 @@ def simulated_car(
             f"the simulated camera renders {size[0]}x{size[1]} but camera.width/height are "
             f"{config.camera.width}x{config.camera.height}"
         )
+    config = config.model_copy(deep=True)
+    config.failsafe.frozen_frames = 0
     return build_car(
         config,
         model_dir=model_dir,

@@ -142,8 +142,12 @@ class SimActuator:
         if self.on_step is not None:
             self.on_step(observation)
 
-    def shutdown(self) -> None:
+    def neutral(self) -> None:
+        """Held until the next tick's step (the physics moves only when the loop ticks)."""
         self.last_command = (0.0, 0.0)
+
+    def shutdown(self) -> None:
+        self.neutral()
 
     def status(self) -> dict[str, Any]:
         sim = self.sim

@@ -16,7 +16,7 @@ import numpy as np
 from car.bundle import ModelCard, bundle_dir, load_card
 from car.channels import CAMERA_IMAGE
 from car.pilot import Pilot
-from car.tub import Tub, TubRecordError
+from car.tub import Tub
 from evaluation.replay import OpenLoopResult
 from evaluation.tags import UNTAGGED, FrameTags, error_by_tag
 from studio.jobs import Job
@@ -83,16 +83,16 @@ class Predictions:
 def predict(tub: OpenTub, bundle: Bundle, job: Job) -> Predictions:
     """Run every frame of the tub (deleted ones too: a restore must not need a rerun) through the pilot."""
     pilot = Pilot.load(bundle.path)
+    camera = (pilot.card.input.source_height, pilot.card.input.source_width)
     reader = Tub(tub.path)
     records = [r for r in tub.timeline().records if r.get(CAMERA_IMAGE) is not None]
     indexes, angles, throttles = [], [], []
     for count, record in enumerate(records):
         if count % PROGRESS_EVERY == 0:
             job.progress(count, len(records))
-        try:
-            frame = reader.load_image(record)
-        except TubRecordError:
-            continue  # the timeline shows no prediction there; the reader counted the problem
+        frame = reader.load_image_or_skip(record)
+        if frame is None or frame.shape[:2] != camera:
+            continue  # the timeline shows no prediction there; the problem is the reader's to count
         angle, throttle = pilot.run(frame)
         indexes.append(record["_index"])
         angles.append(angle)

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from tqdm import tqdm
 
 from car.channels import CAMERA_IMAGE, MODE_USER, USER_ANGLE, USER_MODE, USER_THROTTLE
-from car.tub import Tub, TubRecordError, open_tubs
+from car.tub import LABEL_LIMIT, Tub, TubRecordError, open_tubs
 from car.tub.files import atomic_write_text
 from car.tub.ranges import parse_index_range
 from training.flags import flag
@@ -46,6 +46,8 @@ class RecordFilter:
     max_throttle: keep records with throttle at most this (None keeps all).
     sessions: keep records of these `_session_id`s ("" for records without one; None keeps all).
     index_range: keep records whose `_index` is in [start, stop) (None keeps all).
+    label_limit: a record whose angle or throttle is beyond +-this is a bad record, skipped
+        and counted by the tub reader (as a null or non-finite label always is).
 
     Saved as a small JSON file (the studio's "save filter"), `tubcar train --filter FILE`.
     """
@@ -62,6 +64,9 @@ class RecordFilter:
         type=index_bounds,
         metavar="START:STOP",
     )
+    label_limit: float = flag(
+        LABEL_LIMIT, "records with |angle| or |throttle| above this are bad records, skipped and counted"
+    )
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(Path(path), json.dumps({"format": FILTER_FORMAT, **asdict(self)}, indent=1) + "\n")
@@ -71,7 +76,7 @@ class RecordFilter:
         """Read a saved filter; ValueError names the file and what is wrong in it."""
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
             raise ValueError(f"{path}: cannot read a record filter ({err})") from None
         if not isinstance(data, dict) or data.pop("format", None) != FILTER_FORMAT:
             raise ValueError(f"{path}: not a record filter (a JSON object with format {FILTER_FORMAT!r})")
@@ -210,7 +215,7 @@ def load_frames(
     """Read tubs (folders, or folders of tubs) into memory; bad records are skipped and counted."""
     report = LoadReport()
     jobs: list[tuple[Tub, dict]] = []
-    for tub in open_tubs(paths):
+    for tub in open_tubs(paths, rules.label_limit):
         report.tubs.append(str(tub.path))
         report.deleted += len(tub.deleted_indexes)
         for record in tub.records():

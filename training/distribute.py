@@ -113,7 +113,7 @@ def fit_multiworker(
     import keras
     import tensorflow as tf
 
-    from training.fit import learning_rate
+    from training.fit import check_loss, learning_rate
 
     with strategy.scope():
         optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch))
@@ -151,7 +151,10 @@ def fit_multiworker(
         batches = iter(strategy.experimental_distribute_dataset(dataset))
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
     for epoch in range(config.epochs):
-        losses = [float(train_step(batches)) for _ in range(steps_per_epoch)]
+        losses = []
+        for batch in range(steps_per_epoch):
+            losses.append(float(train_step(batches)))
+            check_loss(losses[-1], epoch, batch)
         history["loss"].append(sum(losses) / len(losses))
         if dev_data is not None:
             sums = [tuple(float(v) for v in dev_sums(images, labels)) for images, labels in dev_data]

@@ -7,6 +7,11 @@ takes int8 when it passes the parity check and falls back to dynamic, then float
 Parity is measured through `car.pilot.Pilot`, the exact code the car runs, on dev frames
 the model did not train on: the max and mean absolute difference of each output between
 TFLite and Keras.
+
+A bundle is published only whole and checked: it is written into a temporary folder
+inside `out`, and moved into place (model.json last, the file the car's loader opens
+first) only after the conversion and the parity check succeeded. A failed export (NaN
+weights, no quantisation within tolerance) raises ExportError and leaves no bundle behind.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import os
+import shutil
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from car.bundle import TFLITE_FILE, LatencySpec, ModelCard, OutputSpec, save_card
+from car.bundle import MODEL_JSON, TFLITE_FILE, LatencySpec, ModelCard, OutputSpec, save_card
 from car.frames import FrameSpec
 from car.pilot import Pilot
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR, budget_warning, latency_spec, time_pilot
@@ -34,6 +42,10 @@ PARITY_MAX_ABS = 0.10
 PARITY_MEAN_ABS = 0.02
 REPRESENTATIVE_FRAMES = 200
 PARITY_FRAMES = 200
+
+
+class ExportError(ValueError):
+    """The model could not be exported as a bundle the car can trust; nothing was published."""
 
 
 def convert(model, quantization: str, representative: np.ndarray | None = None) -> bytes:
@@ -126,13 +138,62 @@ def export_bundle(
     """Write pilot.tflite + model.json into `out`; returns the card written.
 
     `representative` and `parity_inputs` are normalised model inputs (N, H, W, C): training
-    frames for int8 calibration, dev frames for the parity check.
+    frames for int8 calibration, dev frames for the parity check. ExportError when no
+    quantisation passes parity (see the module docstring: nothing is published then).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out))
+    try:
+        card = _export_checked(
+            model,
+            spec,
+            staging,
+            architecture=architecture,
+            representative=representative,
+            parity_inputs=parity_inputs,
+            quantization=quantization,
+            training=training,
+            metrics=metrics,
+            budget_ms=budget_ms,
+            pi_scale_factor=pi_scale_factor,
+            log=log,
+        )
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(
+        f"exported {out / TFLITE_FILE} ({card.quantization}, {(out / TFLITE_FILE).stat().st_size / 1024:.0f} "
+        f"KiB): {card.latency.median_ms:.3f} ms median, {card.latency.p99_ms:.3f} ms p99 (1 thread, this "
+        f"machine); Pi 4 estimate {card.latency.pi_estimate_ms:.2f} ms vs budget {budget_ms:g} ms"
+    )
+    warning = budget_warning(card.latency.model_dump())
+    if warning:
+        log(warning)
+    return card
+
+
+def _export_checked(
+    model,
+    spec: FrameSpec,
+    folder: Path,
+    *,
+    architecture: str,
+    representative: np.ndarray,
+    parity_inputs: np.ndarray,
+    quantization: str,
+    training: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+    budget_ms: float,
+    pi_scale_factor: float,
+    log,
+) -> ModelCard:
+    """Convert into `folder` until a quantisation passes parity; time it; ExportError if none does."""
     candidates = AUTO_ORDER if quantization == "auto" else (quantization,)
     parity_inputs = parity_inputs[:PARITY_FRAMES]
     reference = keras_outputs(model, parity_inputs)
+    if not all(np.isfinite(values).all() for values in reference.values()):
+        raise ExportError("the Keras model outputs NaN or inf (its weights are not finite): nothing exported")
     card = ModelCard(
         architecture=architecture,
         quantization=candidates[0],
@@ -145,10 +206,10 @@ def export_bundle(
     )
     attempts: dict[str, Any] = {}
     for candidate in candidates:
-        (out / TFLITE_FILE).write_bytes(convert(model, candidate, representative))
+        (folder / TFLITE_FILE).write_bytes(convert(model, candidate, representative))
         card.quantization = candidate
-        save_card(card, out)
-        pilot = Pilot.load(out, num_threads=1)
+        save_card(card, folder)
+        pilot = Pilot.load(folder, num_threads=1)
         parity = parity_report(reference, tflite_outputs(pilot, parity_inputs))
         attempts[candidate] = parity
         log(
@@ -157,22 +218,26 @@ def export_bundle(
             f"{parity['throttle']['max_abs_diff']:.4f} mean {parity['throttle']['mean_abs_diff']:.4f} "
             f"over {parity['frames']} dev frames -> {'pass' if parity['passed'] else 'FAIL'}"
         )
-        if parity["passed"] or candidate == candidates[-1]:
+        if parity["passed"]:
             break
+        if candidate == candidates[-1]:
+            raise ExportError(
+                f"no quantisation of {', '.join(candidates)} keeps TFLite within the parity tolerance "
+                f"of Keras (max {PARITY_MAX_ABS}, mean {PARITY_MEAN_ABS}): no bundle was published"
+            )
         log(f"{candidate} misses parity tolerance; trying the next quantisation")
     card.parity = {**parity, "quantization": candidate, "attempts": attempts}
-    timing = time_pilot(pilot)
-    card.latency = LatencySpec(**latency_spec(timing, budget_ms, pi_scale_factor))
-    save_card(card, out)
-    log(
-        f"exported {out / TFLITE_FILE} ({candidate}, {(out / TFLITE_FILE).stat().st_size / 1024:.0f} KiB): "
-        f"{timing['median_ms']:.3f} ms median, {timing['p99_ms']:.3f} ms p99 (1 thread, this machine); "
-        f"Pi 4 estimate {card.latency.pi_estimate_ms:.2f} ms vs budget {budget_ms:g} ms"
-    )
-    warning = budget_warning(card.latency.model_dump())
-    if warning:
-        log(warning)
+    card.latency = LatencySpec(**latency_spec(time_pilot(pilot), budget_ms, pi_scale_factor))
+    save_card(card, folder)
     return card
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the checked bundle into `out`: an older model.json goes first and the new one
+    comes last, so a crash in between leaves no loadable half-old, half-new bundle."""
+    (out / MODEL_JSON).unlink(missing_ok=True)
+    os.replace(staging / TFLITE_FILE, out / TFLITE_FILE)
+    os.replace(staging / MODEL_JSON, out / MODEL_JSON)
 
 
 def export_keras_file(

@@ -11,6 +11,7 @@ generates them); the tests check that each one changes what training does.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,20 @@ from typing import Any
 from training.flags import flag
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
+
+
+class NonFiniteLoss(ValueError):
+    """Training stopped at the first NaN or inf loss: nothing after it can be trusted."""
+
+
+def check_loss(loss: float, epoch: int, batch: int) -> None:
+    """Raise NonFiniteLoss, saying where and what to look at, when `loss` is NaN or inf."""
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(
+            f"training stopped: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; nothing "
+            "was exported. Non-finite or huge labels, or too high a learning rate: check the tubs with "
+            "`tubcar tub check`, or lower --lr"
+        )
 
 
 @dataclass(frozen=True)
@@ -110,16 +125,43 @@ def callbacks(config: FitConfig, out: Path, watch_dev: bool = True) -> list:
 
 def fit(model, train_data, dev_data, steps: int, config: FitConfig, out: Path) -> dict[str, list[float]]:
     """Train until early stopping or `epochs`; the model ends with its best dev-loss weights,
-    or with its last epoch's without early stopping (`dev_data` may then be None)."""
+    or with its last epoch's without early stopping (`dev_data` may then be None).
+
+    NonFiniteLoss at the first batch whose loss is NaN or inf.
+    """
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     compile_model(model, config, steps)
+    guard = _loss_guard()
     history = model.fit(
         train_data,
         validation_data=dev_data,
         epochs=config.epochs,
         steps_per_epoch=steps,
         shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras cannot shuffle a dataset
-        callbacks=callbacks(config, out, watch_dev=dev_data is not None),
+        callbacks=[guard, *callbacks(config, out, watch_dev=dev_data is not None)],
         verbose=config.verbose,
     )
+    if guard.error is not None:
+        raise guard.error
     return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def _loss_guard():
+    """A Keras callback that stops training at the first non-finite loss and keeps why."""
+    import keras
+
+    class LossGuard(keras.callbacks.Callback):
+        error: NonFiniteLoss | None = None
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            try:
+                check_loss(float((logs or {}).get("loss", 0.0)), self.epoch, batch)
+            except NonFiniteLoss as err:
+                self.error = err
+                self.model.stop_training = True
+
+    return LossGuard()

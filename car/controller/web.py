@@ -3,10 +3,16 @@
 Why it is built this way:
 - Control needs the car's token (random per start unless the config sets one): the
   page URL carries it, the websocket and the video refuse connections without it, so
-  nobody else on the network can drive the car.
-- Every control message is validated (JSON object, known fields only, finite numbers,
-  right types); a bad one is answered with an error and changes nothing. Values are
-  clamped to their ranges.
+  nobody else on the network can drive the car. The token is accepted from the URL, the
+  `X-Tubcar-Token` header or the `tubcar_token` cookie (HttpOnly, SameSite=Strict, set
+  when the page is opened with the token), and is never logged: the access log names
+  the path without its query string.
+- A browser tab of another site cannot drive the car either: the websocket refuses an
+  `Origin` other than the car's own page or one of `allowed_origins` (a browser always
+  sends it; a script with the token and no Origin is not a web page).
+- Every control message is validated (at most 4 KiB, JSON nested at most 2 deep, an
+  object of known fields only, finite numbers, right types); a bad one is answered with
+  an error and changes nothing. Values are clamped to their ranges.
 - The page sends its stick state 20 times a second while connected; that stream is the
   dead man's switch: `CONTROLLER_TIMESTAMP` stops advancing when the phone sleeps or
   the Wi-Fi drops, and the loop's `Failsafe` part brings the throttle to neutral.
@@ -26,13 +32,15 @@ import logging
 import math
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractAccessLogger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from car import channels as ch
@@ -42,6 +50,10 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATUS_PERIOD_S = 0.5
+MAX_MESSAGE_BYTES = 4096
+MAX_NESTING = 2  # a control message is a flat object; deeper JSON is refused before parsing
+TOKEN_HEADER = "X-Tubcar-Token"
+TOKEN_COOKIE = "tubcar_token"
 OUTPUTS = (
     ch.USER_ANGLE,
     ch.USER_THROTTLE,
@@ -104,6 +116,10 @@ class ControlState:
 
 def parse_message(text: str) -> ControlMessage:
     """Validate one websocket text message; ValueError says what is wrong."""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"message longer than {MAX_MESSAGE_BYTES} characters")
+    if nesting_depth(text) > MAX_NESTING:
+        raise ValueError(f"JSON nested deeper than {MAX_NESTING} levels")
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as err:
@@ -123,6 +139,51 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number the car accepts")
 
 
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings: known before the parser recurses."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+class RedactedAccessLog(AbstractAccessLogger):
+    """aiohttp's access log without query strings: the control token travels in one."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.1f ms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+        )
+
+
+def origin_allowed(origin: str | None, host: str, allowed: Sequence[str]) -> bool:
+    """No Origin (not a browser), the page's own origin (Origin's host is the Host header),
+    or one of `allowed`."""
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    return (parts.scheme in ("http", "https") and parts.netloc == host) or origin in allowed
+
+
 class WebController:
     """Serves the control page, the MJPEG stream and the control websocket; a loop part."""
 
@@ -136,9 +197,11 @@ class WebController:
         status: Callable[[], dict] | None = None,
         car_name: str = "car",
         clock: Clock = REAL_TIME,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(16)
+        self.allowed_origins = [origin.rstrip("/") for origin in allowed_origins]
         self.video_fps = video_fps
         self.status = status or (dict)
         self.car_name = car_name
@@ -207,7 +270,9 @@ class WebController:
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/video", self._video)
         app.router.add_static("/static", STATIC_DIR)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=1.0, access_log_class=RedactedAccessLog
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -223,22 +288,39 @@ class WebController:
         await runner.cleanup()
 
     def _authorised(self, request: web.Request) -> bool:
-        given = request.query.get("token", "")
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        """The token from the URL, the header or the cookie (any that matches)."""
+        expected = self.token.encode()
+        given = (
+            request.query.get("token", ""),
+            request.headers.get(TOKEN_HEADER, ""),
+            request.cookies.get(TOKEN_COOKIE, ""),
+        )
+        return any(hmac.compare_digest(value.encode(), expected) for value in given if value)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+        response = web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+        if self._authorised(request):  # the page may then reconnect without the token in its URL
+            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict")
+        return response
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
             log.warning("refused a control connection from %s: bad token", request.remote)
             raise web.HTTPForbidden(text="bad or missing token")
-        ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=4096)
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.host, self.allowed_origins):
+            log.warning("refused a control connection from %s: page of origin %s", request.remote, origin)
+            raise web.HTTPForbidden(text="this page's origin may not drive the car (web.allowed_origins)")
+        ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         log.info("controller connected from %s", request.remote)
         sender = asyncio.create_task(self._send_status(ws))
         try:
             async for msg in ws:
+                if msg.type == WSMsgType.ERROR:  # a message over max_msg_size: aiohttp closes the socket
+                    self.state.rejected += 1
+                    log.warning("closed the control connection from %s: %s", request.remote, ws.exception())
+                    break
                 if msg.type != WSMsgType.TEXT:
                     await self._reject(ws, "only JSON text messages are accepted")
                     continue

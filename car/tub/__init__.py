@@ -7,10 +7,11 @@ tubs, skipping and reporting bad records; `open_tubs` reads several as one datas
 
 from car.tub.errors import TubError, TubProblem, TubRecordError
 from car.tub.lock import TubLock, TubLockedError
-from car.tub.reader import Tub, decode_jpeg, find_tubs, open_tubs
+from car.tub.reader import LABEL_LIMIT, Tub, decode_jpeg, find_tubs, open_tubs
 from car.tub.writer import TubWriter, image_file_name
 
 __all__ = [
+    "LABEL_LIMIT",
     "Tub",
     "TubError",
     "TubLock",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,9 +11,12 @@ from typing import Any
 import numpy as np
 
 from car.channels import USER_ANGLE, USER_THROTTLE
-from car.tub.errors import TubProblem
+from car.tub.audit import audit
+from car.tub.errors import TubError, TubProblem
 from car.tub.lock import EDIT_LOCK_TIMEOUT_S, TubLock
-from car.tub.reader import Tub
+from car.tub.manifest import MANIFEST, Manifest
+from car.tub.reader import LABEL_LIMIT, V1_META, Tub
+from car.tub.rebuild import has_recorded_data, rebuild_manifest
 from car.tub.writer import repair_tub
 
 
@@ -60,22 +65,30 @@ def summarise(tubs: list[Tub]) -> dict[str, Any]:
 @dataclass
 class CheckResult:
     good_records: int
-    problems: list[TubProblem]
+    problems: list[TubProblem]  # bad records: every reader skips and counts them
+    inconsistencies: list[TubProblem]  # the tub's layout (`car.tub.audit`)
     repairs: list[str]
 
 
-def check(tub: Tub, repair: bool = False) -> CheckResult:
-    """Decode every live record and image; with `repair`, fix the layout and soft-delete bad records.
+def check(path: str | Path, repair: bool = False, label_limit: float | None = LABEL_LIMIT) -> CheckResult:
+    """Decode every live record and image and audit the layout; with `repair`, fix the layout
+    and soft-delete bad records.
 
-    Repair never removes data that was recorded whole: it cuts a torn last line, rebuilds
-    the manifests from the catalogs, and soft-deletes (reversibly) records whose image or
-    label is bad.
+    Repair never removes data that was recorded whole: it rebuilds a lost or unreadable
+    manifest.json from the catalogs, cuts a torn last line, rebuilds the manifests from the catalogs
+    (the next index one past the highest used), and soft-deletes (reversibly) records
+    whose image or label is bad. What it cannot decide (duplicate indexes, stray files)
+    stays reported.
     """
+    path = Path(path)
     repairs: list[str] = []
-    if repair and tub.manifest is not None:
-        with TubLock(tub.path, "repair the tub", timeout_s=EDIT_LOCK_TIMEOUT_S):
-            repairs += repair_tub(tub.path, tub.manifest)
-        tub = Tub(tub.path)
+    if repair:
+        with TubLock(path, "repair the tub", timeout_s=EDIT_LOCK_TIMEOUT_S):
+            repairs += _rebuild_lost_manifest(path)
+            tub = Tub(path, label_limit)
+            if tub.manifest is not None:
+                repairs += repair_tub(tub.path, tub.manifest)
+    tub = Tub(path, label_limit)
     good = sum(1 for _ in tub.records(load_images=True))
     problems = list(tub.problems)
     bad = {problem.index for problem in problems if problem.index is not None}
@@ -84,7 +97,27 @@ def check(tub: Tub, repair: bool = False) -> CheckResult:
         repairs.append(
             f"{tub.path}: soft-deleted {len(bad)} records with a bad image or label: {sorted(bad)}"
         )
-    return CheckResult(good, problems, repairs)
+    return CheckResult(good, problems, audit(tub), repairs)
+
+
+def _rebuild_lost_manifest(path: Path) -> list[str]:
+    """A missing or unreadable manifest.json rebuilt from the catalogs (field types inferred);
+    an unreadable one is kept beside it as manifest.json.bad-<time>, never deleted."""
+    manifest = path / MANIFEST
+    if (path / V1_META).is_file() or not has_recorded_data(path):
+        return []
+    if manifest.exists():
+        try:
+            Manifest.read(path)
+            return []
+        except TubError as err:
+            kept = manifest.with_name(f"{MANIFEST}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(manifest, kept)
+            problem = f"was unreadable ({err}); kept as {kept.name} and"
+    else:
+        problem = "was missing;"
+    rebuild_manifest(path).write(path)
+    return [f"{manifest}: {problem} rebuilt from the catalogs (field types inferred)"]
 
 
 def save_histograms(tubs: list[Tub], out: Path) -> Path:

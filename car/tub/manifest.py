@@ -6,13 +6,18 @@ Layout, as Donkeycar writes it:
                 line 5: {"paths", "current_index", "max_len", "deleted_indexes"}
   catalog_N.catalog: one JSON record per line, keys sorted
   catalog_N.catalog_manifest: {"created_at", "line_lengths", "path", "start_index"}
-The catalogs are the truth; both manifests are caches that `scan_catalogs` can rebuild.
+The catalogs are the truth; both manifests are caches that `scan_catalog` (and, for a lost
+manifest.json, `car.tub.rebuild`) can rebuild. Names of catalogs come from the manifest, a
+file anyone can edit: only names of the `catalog_N.catalog` pattern, regular files in the
+tub folder itself, are ever opened.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +26,7 @@ from car.tub.errors import TubError
 from car.tub.files import atomic_write_text
 
 MANIFEST = "manifest.json"
+IMAGES = "images"
 CATALOG_PATTERN = re.compile(r"^catalog_(\d+)\.catalog$")
 
 
@@ -49,9 +55,11 @@ class Manifest:
     def read(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST
         try:
-            lines = path.read_text().splitlines()
+            lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as err:
             raise TubError(f"{path}: cannot read ({err.strerror})") from err
+        except UnicodeDecodeError as err:
+            raise TubError(f"{path}: not text (byte {err.start} is not UTF-8): damaged") from err
         if len(lines) < 5:
             raise TubError(f"{path}: has {len(lines)} lines, a v2 tub manifest has 5")
         parsed = []
@@ -124,14 +132,25 @@ def catalog_files(folder: Path, listed: list[str]) -> list[Path]:
 
     A crash between creating a new catalog and rewriting the manifest leaves the catalog
     unlisted; stray files such as macOS's `._catalog_0.catalog` do not match the pattern.
+    Only regular files are returned: a listed name that is missing, is not of the pattern
+    (`../x`) or is a symlink is left out (`car.tub.audit` reports it).
     """
-    names = set(listed) | {p.name for p in folder.iterdir() if CATALOG_PATTERN.match(p.name)}
+    names = {name for name in listed if CATALOG_PATTERN.match(name)}
+    names |= {name for name in os.listdir(folder) if CATALOG_PATTERN.match(name)}
+    return [folder / name for name in sorted(names, key=catalog_number) if _is_regular(folder / name)]
 
-    def number(name: str) -> int:
-        match = CATALOG_PATTERN.match(name)
-        return int(match.group(1)) if match else -1
 
-    return [folder / name for name in sorted(names, key=number)]
+def catalog_number(name: str) -> int:
+    """N of `catalog_N.catalog`; -1 for any other name."""
+    match = CATALOG_PATTERN.match(name)
+    return int(match.group(1)) if match else -1
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -142,6 +161,7 @@ class CatalogScan:
     line_lengths: list[int]
     first_index: int | None  # the record index of line 1, from the first readable line
     last_index: int | None
+    max_index: int | None  # the highest `_index` of any line (lines may be out of order)
     torn_bytes: int
 
 
@@ -157,17 +177,17 @@ def scan_catalog(path: Path, repair: bool) -> CatalogScan:
             with open(path, "r+b") as handle:
                 handle.truncate(keep)
     lines = data.splitlines(keepends=True)
-    readable = [
-        (number, index) for number, index in enumerate(map(_record_index, lines)) if index is not None
-    ]
+    readable = [(number, index) for number, index in enumerate(map(record_index, lines)) if index is not None]
     first_index = readable[0][1] - readable[0][0] if readable else None
     last_index = readable[-1][1] if readable else None
-    return CatalogScan(path, [len(line) for line in lines], first_index, last_index, torn)
+    max_index = max((index for _, index in readable), default=None)
+    return CatalogScan(path, [len(line) for line in lines], first_index, last_index, max_index, torn)
 
 
-def _record_index(line: bytes) -> int | None:
+def record_index(line: bytes | str) -> int | None:
     """The `_index` of a catalog line, or None for a line that is not a record."""
     try:
-        return int(json.loads(line)["_index"])
+        index = json.loads(line)["_index"]
     except (ValueError, KeyError, TypeError):
         return None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None

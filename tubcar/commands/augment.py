@@ -36,9 +36,11 @@ def preview(args: argparse.Namespace) -> None:
     picks = sorted(rng.choice(len(records), min(args.rows, len(records)), replace=False))
     samples = []
     for tub, record in (records[i] for i in picks):
-        samples.append(
-            (tub.load_image(record, CAMERA_IMAGE), float(record[USER_ANGLE]), float(record[USER_THROTTLE]))
-        )
+        frame = tub.load_image_or_skip(record, CAMERA_IMAGE)
+        if frame is not None:
+            samples.append((frame, float(record[USER_ANGLE]), float(record[USER_THROTTLE])))
+    if not samples:
+        raise SystemExit(f"error: none of the picked frames of {', '.join(args.tub)} decodes")
     config = augment.config_from_args(args)
     prepare = None
     if args.model != "camera":

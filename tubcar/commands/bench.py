@@ -13,10 +13,11 @@ SUBJECTS = {
     "tub": "records/s written and images/s read+decoded",
     "sim": "simulator render + physics frames/s on one core",
     "infer": "TFLite single-thread latency of linear, pilotnet and fast",
-    "loop": "drive loop at 20 Hz with sim camera, pilot and recorder",
+    "loop": "drive loop at 20 Hz with sim camera, pilot and recorder (--load N: beside N busy processes)",
     "pipeline": "training input pipeline vs training throughput",
     "stylize": "style-transfer apply frames/s",
     "studio": "tub studio: page load of a 20,000-record tub's timeline (timeline_ms)",
+    "faults": "randomized fault campaign on a tub: kill -9, corrupt bytes, truncated files (records_lost)",
 }
 
 

@@ -5,6 +5,8 @@
     tubcar drive --sim --track 3 --model models/x    # the same loop on the simulator
 
 Open the printed URL (or scan the QR code) on a phone; it carries the car's control token.
+The page is served on every network the car is on (0.0.0.0) unless --host (or [web] host)
+says otherwise: anyone on those networks can load it, only the token lets them drive.
 Ctrl-C or SIGTERM stops the loop with the throttle at neutral; the loop's timing per part
 is printed on exit.
 """
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int | None:
         choices=("mixed", "warehouse"),
         help="kind of simulated track (with --sim)",
     )
+    parser.add_argument(
+        "--host", help="web controller address (overrides the config; 127.0.0.1 = this machine only)"
+    )
     parser.add_argument("--port", type=int, help="web controller port (overrides the config; 0 = any free)")
     parser.add_argument("--tub-dir", type=Path, help="where recorded tubs go (overrides the config)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int | None:
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
+    if args.host is not None:
+        config.web.host = args.host
     if args.port is not None:
         config.web.port = args.port
     if args.tub_dir is not None:
@@ -112,11 +119,14 @@ def main(argv: list[str] | None = None) -> int | None:
         flush=True,
     )
     if car.url:
-        address = lan_address()
+        everywhere = config.web.host in ("0.0.0.0", "::", "")
+        address = lan_address() if everywhere else None
         phone_url = (
             car.controller.url(address) if address and isinstance(car.controller, WebController) else car.url
         )
-        print(f"control page: {car.url}\n         LAN: {phone_url}", flush=True)
+        print(f"control page: {car.url}", flush=True)
+        if address:
+            print(f"         LAN: {phone_url}", flush=True)
         if not args.no_qr:
             import segno
 
@@ -131,6 +141,8 @@ def main(argv: list[str] | None = None) -> int | None:
     print(format_stats(stats))
     if car.recorder.path is not None:
         print(f"recorded {car.recorder.records} records to {car.recorder.path}")
+    if car.recorder.error is not None:
+        print(f"recording stopped early: {car.recorder.error}", file=sys.stderr)
     final = car.actuator.last_command
     print(f"actuator left at angle {final[0]:g}, throttle {final[1]:g}")
     if args.stats_json:

@@ -180,7 +180,11 @@ def compare(args: argparse.Namespace) -> None:
     if not records:
         raise SystemExit(f"{args.tub}: the tub has no readable records")
     picked = records[:: max(1, len(records) // args.frames)][: args.frames]
-    real = [tub.load_image(record) for record in picked]
+    real = [frame for record in picked if (frame := tub.load_image_or_skip(record)) is not None]
+    for problem in tub.problems:
+        print(f"skipped {problem}")
+    if not real:
+        raise SystemExit(f"{args.tub}: none of the picked frames decodes")
     sim = make_simulation(args)
     out = save_camera_comparison(
         real, sim.track, args.out, driver=driver_options(args), effects=sim.effects, camera=sim.camera

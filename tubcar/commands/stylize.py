@@ -29,7 +29,10 @@ def load_content_frames(tub_paths: list[str], max_frames: int, seed: int, scale:
         raise SystemExit(f"no usable records in {', '.join(tub_paths)}")
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(len(records), min(max_frames, len(records)), replace=False))
-    frames = [tub.load_image(record, CAMERA_IMAGE) for tub, record in (records[i] for i in picks)]
+    loaded = (tub.load_image_or_skip(record, CAMERA_IMAGE) for tub, record in (records[i] for i in picks))
+    frames = [frame for frame in loaded if frame is not None]
+    if not frames:
+        raise SystemExit(f"no decodable frames in {', '.join(map(str, tub_paths))}")
     height, width = frames[0].shape[:2]
     size = (max(4, round(width * scale / 4) * 4), max(4, round(height * scale / 4) * 4))
     scaled = [

@@ -11,9 +11,11 @@ With --distribute multiworker only worker 0 (the chief) exports and registers th
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import augment
+from car.tub import TubError
 from training.cli import add_arguments, options_from_args, sources_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
@@ -35,7 +37,11 @@ def main(argv: list[str] | None = None) -> int | None:
     )
     args = parser.parse_args(argv)
     options = options_from_args(args, augment.config_from_args(args))
-    result = train(sources_from_args(args), args.out, options)
+    try:
+        result = train(sources_from_args(args), args.out, options)
+    except (TubError, ValueError) as err:  # bad data, a NaN loss, a failed export: said in one line
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if not is_chief():
         return  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card

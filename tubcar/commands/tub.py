@@ -1,7 +1,7 @@
 """Inspect and maintain tubs.
 
 tubcar tub info PATH... [--json]        records, deleted, sessions, fields, angle/throttle stats
-tubcar tub check PATH [--repair]        decode every record and image; repair the layout
+tubcar tub check PATH [--repair]        decode every record and image, audit the layout; repair it
 tubcar tub delete PATH RANGE            soft-delete records, e.g. 100:250 (STOP excluded) or 7
 tubcar tub restore PATH RANGE           undo a delete
 tubcar tub convert V1 V2                Donkeycar v1 tub -> v2 tub (JPEGs copied unchanged)
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from car.tub import Tub, TubError, open_tubs
+from car.tub import LABEL_LIMIT, Tub, TubError, open_tubs
 from car.tub.convert import convert_v1_to_v2
 from car.tub.inspect import check, save_histograms, summarise
 from car.tub.ranges import parse_index_range
@@ -43,13 +43,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    result = check(Tub(args.path), repair=args.repair)
+    result = check(args.path, repair=args.repair, label_limit=args.label_limit)
     for problem in result.problems:
         print(f"bad record  {problem}")
+    for problem in result.inconsistencies:
+        print(f"problem     {problem}")
     for message in result.repairs:
         print(f"repaired    {message}")
-    print(f"{args.path}: {result.good_records} good records, {len(result.problems)} bad")
-    return 1 if result.problems and not args.repair else 0
+    print(
+        f"{args.path}: {result.good_records} good records, {len(result.problems)} bad, "
+        f"{len(result.inconsistencies)} other problems"
+    )
+    return 1 if (result.problems or result.inconsistencies) and not args.repair else 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -92,6 +97,12 @@ def main(argv: list[str] | None = None) -> int | None:
     checking.add_argument("path", type=Path)
     checking.add_argument(
         "--repair", action="store_true", help="cut torn lines, rebuild manifests, soft-delete bad records"
+    )
+    checking.add_argument(
+        "--label-limit",
+        type=float,
+        default=LABEL_LIMIT,
+        help="angle/throttle beyond +-this make a bad record (default %(default)s)",
     )
     checking.set_defaults(run=cmd_check)
     for name in ("delete", "restore"):

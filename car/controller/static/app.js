@@ -50,6 +50,7 @@ function showStatus(status) {
     $("cap").value = control.throttle_cap;
     $("cap-value").textContent = Number(control.throttle_cap).toFixed(2);
   }
+  if (status.recording_error) $("message").textContent = `recording stopped: ${status.recording_error}`;
   if (status.failsafe) setBadge($("failsafe"), `failsafe: ${status.failsafe}`, true);
   else $("failsafe").hidden = true;
   if (status.angle != null) $("readout-angle").textContent = `angle ${status.angle.toFixed(2)}`;
