@@ -160,7 +160,8 @@ class Recipes:
 def recipes(seed: int = 0) -> Recipes:
     """The measured recipe (README, Results): the `fast` model; mirror images and small
     shifts with the camera's steering correction (augment/steering.py), the labels true
-    under both; a cosine learning-rate schedule; the best dev epoch kept."""
+    under both; a cosine learning-rate schedule. The runs on real records keep their last
+    epoch (module doc); the simulator run, with frames to spare, its best dev epoch."""
     shifts = replace(AugmentConfig.preset_named("none"), flip=0.5, shift=0.4)
     quiet = {"verbose": 0, "seed": seed}
     real = TrainOptions(

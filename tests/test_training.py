@@ -27,7 +27,7 @@ from training.flags import flag_fields, flag_name
 from training.models import ModelOptions, build_model, default_frame_spec
 from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.split import SplitConfig, split_frames
-from training.train import TrainOptions, train
+from training.train import Sources, TrainOptions, train
 
 INPUTS = [CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE, USER_MODE]
 TYPES = ["image_array", "float", "float", "str"]
@@ -166,6 +166,24 @@ def test_model_json_names_exactly_the_records_of_each_set(trained, tiny_tub):
         assert not indexes & seen, f"{name} shares records with another set"
         seen |= indexes
     assert len(seen) < 240  # the held-out blocks' gaps are in no set
+
+
+def test_dev_and_test_tubs_are_the_mismatched_data_of_the_diagnosis(tiny_tub, tmp_path):
+    """Training tubs give train and training-dev; --dev-tub/--test-tub give dev and test."""
+    other = write_tub(tmp_path / "other", 120, seed=5)
+    options = TrainOptions(
+        fit=FitConfig(epochs=1, batch_size=32, verbose=0), split=SplitConfig(block_frames=20)
+    )
+    result = train(Sources(tubs=[tiny_tub], dev_tubs=[other]), tmp_path / "run", options, log=lambda _: None)
+    records = result.card.training["records"]
+    assert set(records["train"]) == set(records["train_dev"]) == {str(tiny_tub)}
+    assert set(records["dev"]) == set(records["test"]) == {str(other)}  # halves of the other tub
+    assert result.card.training["dev_test_data"]["kept"] == 120
+    gaps = result.metrics["diagnosis"]["gaps"]
+    mse = {name: result.metrics["errors"][name]["angle"]["mse"] for name in ("train_dev", "dev")}
+    assert gaps["data_mismatch"]["value"] == pytest.approx(mse["dev"] - mse["train_dev"])
+    assert "blocks of the same tubs" not in gaps["data_mismatch"]["verdict"]
+    assert "other tubs than training" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_report_diagnosis_follows_the_errors(trained):
