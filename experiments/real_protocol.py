@@ -163,14 +163,12 @@ def recipes(seed: int = 0) -> Recipes:
     under both; a cosine learning-rate schedule. The runs on real records keep their last
     epoch (module doc); the simulator run, with frames to spare, its best dev epoch."""
     shifts = replace(AugmentConfig.preset_named("none"), flip=0.5, shift=0.4)
-    quiet = {"verbose": 0, "seed": seed}
-    real = TrainOptions(
-        fit=FitConfig(epochs=40, early_stopping=False, **quiet), split=SplitConfig(seed=seed), augment=shifts
-    )
+    fixed = FitConfig(epochs=40, early_stopping=False, verbose=0, seed=seed)
+    real = TrainOptions(fit=fixed, split=SplitConfig(seed=seed), augment=shifts)
     return Recipes(
         real=real,
-        sim=replace(real, fit=FitConfig(epochs=15, **quiet)),
-        fine_tune=replace(real, fit=FitConfig(epochs=30, lr=5e-4, early_stopping=False, **quiet)),
+        sim=replace(real, fit=replace(fixed, epochs=15, early_stopping=True)),
+        fine_tune=replace(real, fit=replace(fixed, epochs=30, lr=5e-4)),
     )
 
 
