@@ -23,31 +23,41 @@ from benchmarks.infer import measure as measure_latency
 from car.pilot import Pilot
 from evaluation.scoring import camera_pilot, score
 from sim import Simulation, Track, record_tub
+from sim.expert import LANES
+from sim.presets import PRESETS, driver_options, get_preset
 from training.flags import flag
 from training.train import TrainOptions, train
 
 DRIVE_FIELDS = ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")
 
 
-def record_sim(out: Path, seeds: tuple[int, ...], laps: int, noise: float) -> list[Path]:
-    """One tub per seed (kept from an earlier run), the expert driving as in `tubcar sim record`."""
+def simulation(seed: int, preset: str = "mixed") -> Simulation:
+    """The seeded track of `preset` with the preset's camera effects (seeded too)."""
+    return Simulation(Track.from_seed(seed, preset), effects=get_preset(preset).effects, seed=seed)
+
+
+def record_sim(
+    out: Path, seeds: tuple[int, ...], laps: int, noise: float, preset: str = "mixed", **driver: Any
+) -> list[Path]:
+    """One tub per seed (kept from an earlier run), the expert driving as in `tubcar sim
+    record`: on tracks of `preset`, its lane and line the preset's driver's unless `driver`
+    (`ExpertDriver` options) says otherwise."""
     tubs = []
     for seed in seeds:
-        tub = out / f"track{seed}"
+        tub = out / (f"track{seed}" if preset == "mixed" else f"{preset}{seed}")
         if not tub.exists():
-            sim = Simulation(Track.from_seed(seed), seed=seed)
-            record_tub(sim, tub, laps=laps, noise=noise, seed=seed, progress=False)
+            options = {**driver_options(preset), **driver}
+            record_tub(
+                simulation(seed, preset), tub, laps=laps, noise=noise, seed=seed, progress=False, **options
+            )
         tubs.append(tub)
     return tubs
 
 
-def drive_sim(bundle: Path, seeds: tuple[int, ...], laps: int) -> dict[str, Any]:
-    """The bundle's closed-loop score on each seed, as `tubcar sim drive --json` reports it."""
+def drive_sim(bundle: Path, seeds: tuple[int, ...], laps: int, preset: str = "mixed") -> dict[str, Any]:
+    """The bundle's closed-loop score on each seed of `preset`, as `tubcar sim drive --json` reports it."""
     pilot = Pilot.load(bundle)
-    return {
-        str(seed): score(camera_pilot(pilot.run), Simulation(Track.from_seed(seed)), laps=laps)
-        for seed in seeds
-    }
+    return {str(seed): score(camera_pilot(pilot.run), simulation(seed, preset), laps=laps) for seed in seeds}
 
 
 def passes(drives: dict[str, Any], min_autonomy: float = 0.995) -> bool:
@@ -68,6 +78,14 @@ class SimPlan:
     unseen_seeds: int = flag(10, "more unseen seeds the default model drives (picked at random, printed)")
     unseen_laps: int = flag(5, "laps driven on each of them")
     pick_seed: int = flag(19, "seeds the pick of the unseen seeds")
+    preset: str = flag("mixed", "kind of track every seed draws", choices=tuple(PRESETS))
+    lane: str | None = flag(None, "the expert's lane (default: the preset driver's)", choices=LANES)
+    lane_offset: float | None = flag(None, "lane middle from the yellow line, m (default: road / 4)")
+    corner_cut: float | None = flag(None, "m towards the inside per 1/m of curve (default: the preset's)")
+
+    def driver(self) -> dict[str, Any]:
+        """The expert's options while recording."""
+        return driver_options(self.preset, self.lane, self.lane_offset, self.corner_cut)
 
     def picked_seeds(self) -> list[int]:
         """`unseen_seeds` seeds in [200, 10000), none trained on or among the test seeds."""
@@ -82,9 +100,13 @@ def sim_acceptance(
 ) -> dict:
     """Record, train each architecture (timed), drive on unseen seeds, bench latency."""
     out.mkdir(parents=True, exist_ok=True)
-    tubs = record_sim(out / "tubs", plan.train_seeds, plan.train_laps, plan.noise)
-    log(f"recorded {len(tubs)} tubs, {plan.train_laps} laps each, seeds {list(plan.train_seeds)}")
+    tubs = record_sim(
+        out / "tubs", plan.train_seeds, plan.train_laps, plan.noise, plan.preset, **plan.driver()
+    )
+    log(f"recorded {len(tubs)} {plan.preset} tubs of {plan.train_laps} laps, seeds {list(plan.train_seeds)}")
     summary: dict[str, Any] = {
+        "preset": plan.preset,
+        "driver": plan.driver(),
         "train_seeds": list(plan.train_seeds),
         "train_laps": plan.train_laps * len(plan.train_seeds),
         "test_seeds": list(plan.test_seeds),
@@ -97,7 +119,7 @@ def sim_acceptance(
         result = train(tubs, out / architecture, replace(options, architecture=architecture), log=log)
         seconds = time.perf_counter() - started
         bundles[architecture] = out / architecture
-        drives = drive_sim(out / architecture, plan.test_seeds, plan.drive_laps)
+        drives = drive_sim(out / architecture, plan.test_seeds, plan.drive_laps, plan.preset)
         summary["models"][architecture] = {
             "train_seconds": round(seconds, 1),
             "quantization": result.card.quantization,
@@ -111,7 +133,7 @@ def sim_acceptance(
         default = architectures[0]
         seeds = plan.picked_seeds()
         log(f"robustness: {default} drives {plan.unseen_laps} laps on each of the unseen seeds {seeds}")
-        drives = drive_sim(out / default, tuple(seeds), plan.unseen_laps)
+        drives = drive_sim(out / default, tuple(seeds), plan.unseen_laps, plan.preset)
         summary["robustness"] = {
             "model": default,
             "seeds": seeds,

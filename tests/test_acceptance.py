@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from car.tub import Tub
-from experiments.acceptance import SimPlan, sim_acceptance
+from experiments.acceptance import SimPlan, record_sim, sim_acceptance
 from experiments.real_protocol import VARIANTS, RealPlan, Recipes, real_protocol
 from training.fit import FitConfig
 from training.train import TrainOptions
@@ -41,8 +41,19 @@ def test_sim_acceptance_records_trains_and_drives_unseen_tracks(tmp_path: Path) 
     assert robust["passed"] == all(
         d["completed"] and d["interventions"] == 0 for d in robust["drives"].values()
     )
+    assert summary["preset"] == "mixed" and summary["driver"]["lane"] == "centre"
     assert "latency" not in summary  # the latency ratio needs all three architectures
     assert json.loads((tmp_path / "acceptance.json").read_text()) == summary
+
+
+def test_sim_acceptance_records_the_preset_with_its_driver_and_the_lane_flags_on_top(tmp_path: Path) -> None:
+    plan = SimPlan(preset="warehouse", lane="left", lane_offset=0.2)
+    (tub_path,) = record_sim(tmp_path, (2,), 1, 0.0, plan.preset, **plan.driver())
+    assert tub_path.name == "warehouse2"
+    meta = Tub(tub_path).metadata
+    assert meta["track_preset"] == "warehouse"
+    driver = meta["controller"]
+    assert (driver["lane"], driver["lane_offset_m"], driver["corner_cut_m2"]) == ("left", 0.2, 0.7)
 
 
 @pytest.mark.slow

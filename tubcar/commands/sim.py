@@ -27,7 +27,7 @@ from tqdm import tqdm
 from car.config import ConfigError, load_config
 from car.contracts import FramePolicy
 from evaluation.scoring import score
-from sim import CameraModel, ImageEffects, Observation, Simulation, Track, VehicleModel, record_tub
+from sim import CameraModel, ImageEffects, Observation, Simulation, Track, VehicleModel, presets, record_tub
 from sim.expert import LANES
 from sim.parts import ExpertPilot
 from sim.presets import PRESETS, get_preset
@@ -84,9 +84,7 @@ def add_camera_effects(parser: argparse.ArgumentParser) -> None:
 
 def driver_options(args: argparse.Namespace) -> dict:
     """The expert's options: the preset's driver, with the flags given on top."""
-    options = get_preset(args.preset).driver.options()
-    given = {"lane": args.lane, "lane_offset_m": args.lane_offset, "corner_cut_m2": args.corner_cut}
-    return {**options, **{key: value for key, value in given.items() if value is not None}}
+    return presets.driver_options(args.preset, args.lane, args.lane_offset, args.corner_cut)
 
 
 def make_simulation(args: argparse.Namespace) -> Simulation:
