@@ -99,7 +99,8 @@ class AugmentConfig:
         if name == "default":
             return cls()
         if name == "none":
-            return cls(**dict.fromkeys(PROBABILITY_FIELDS, 0.0), preset="none")
+            never: dict[str, Any] = dict.fromkeys(PROBABILITY_FIELDS, 0.0)
+            return cls(**never, preset="none")
         raise ValueError(f"unknown augmentation preset {name!r}; choose from {PRESETS}")
 
 

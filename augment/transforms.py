@@ -225,8 +225,9 @@ class Augmenter:
         if key is None and self.config.enabled:
             with self._counter_lock:
                 key = next(self._counter)
+        # key is None only when the config is disabled: nothing is drawn, any key will do.
         images, angles, applied = self._augment_group(
-            image[None], np.array([angle], np.float64), key, prepare
+            image[None], np.array([angle], np.float64), key or 0, prepare
         )
         return Augmented(images[0], float(angles[0]), float(throttle), applied)
 
@@ -266,7 +267,7 @@ class Augmenter:
         self,
         images: np.ndarray,
         angles: np.ndarray,
-        key: int | None,
+        key: int,
         prepare: Callable[[np.ndarray], np.ndarray] | None,
     ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """(G, H, W, 3) frames and (G,) angles -> the same transforms, one draw, applied to all G."""
@@ -326,7 +327,7 @@ class Augmenter:
         return {"config": self.config, "seed": self.seed}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["config"], state["seed"])
+        Augmenter.__init__(self, state["config"], state["seed"])
 
 
 def _run(pipeline: Any, images: np.ndarray, applied: list[tuple[str, dict]]) -> np.ndarray:

@@ -107,6 +107,7 @@ class Campaign:
             stderr=subprocess.PIPE,
             text=True,
         )
+        assert process.stdout is not None and process.stderr is not None  # both are pipes
         deadline = None
         for line in process.stdout:
             _, index, angle, throttle, sha = line.split()

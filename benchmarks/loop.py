@@ -1,9 +1,10 @@
 """Drive loop timing: `tubcar bench loop [--ticks 2000] [--model DIR] [--load N] --json`.
 
 The car's own loop, built by `build_car` in real time at 20 Hz: the simulator's camera,
-a scripted controller holding `local` mode with recording on (in place of the phone),
-the TFLite pilot (run on every frame), the mixer, the failsafe, the tub recorder (JPEG +
-JSON for every tick), the throttle limiter and the simulator's actuator. Reports
+a scripted controller holding `local_angle` mode (the pilot steers) at a steady throttle
+with recording on (in place of the phone), the TFLite pilot (run on every frame), the
+mixer, the failsafe, the throttle limiter, the simulator's actuator and the tub recorder
+(JPEG + JSON for every tick: the car always moves). Reports
 overruns (goal 0), the p99 of |actual period - target period| (goal <= 2 ms) and each
 part's p50/p99/max. Without --model it exports the untrained `fast` network: the same
 architecture, so the same latency, as a trained one.
@@ -97,7 +98,8 @@ def build_bench_car(
         config.loop.realtime_priority = realtime_priority
     sim = make_simulation(track, rate_hz, spec.source_width, spec.source_height)
     controller = ScriptedController(
-        Command(mode=ch.MODE_LOCAL, recording=True), throttle_cap=config.pilot.throttle_cap
+        Command(throttle=0.4, mode=ch.MODE_LOCAL_ANGLE, recording=True),
+        throttle_cap=config.pilot.throttle_cap,
     )
     return simulated_car(config, sim, controller=controller, model_dir=model)
 

@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> dict:
         pipeline_rate = _drain_rate(plain, args.batches, args.batch_size)
         train_rate = end_to_end_rate = _fit_rate(model, plain, args.batches, args.batch_size)
     else:
-        with AugmentedBatches(images, angles, throttles, augmenter, spec, args.augment_workers) as source:
-            augmented = augmented_dataset(source, spec, args.batch_size, seed=0)
+        with AugmentedBatches(images, angles, throttles, augmenter, spec, args.augment_workers) as batches:
+            augmented = augmented_dataset(batches, spec, args.batch_size, seed=0)
             pipeline_rate = _drain_rate(augmented, args.batches, args.batch_size)
             end_to_end_rate = _fit_rate(model, augmented, args.batches, args.batch_size)
         in_memory = plain.take(8).cache().repeat()  # batches that are always ready

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         step_s[i] = t1 - t0
     total = step_s + render_s
     seeds = range(args.expert_seeds)
-    expert = [
+    expert_scores = [
         score(expert_pilot(s, lane=args.lane), s, laps=1, render=False)
         for s in (Simulation(Track.from_seed(i, args.preset)) for i in seeds)
     ]
@@ -82,12 +82,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "track_build_s": round(build_s, 3),
         "opencv_threads": cv2.getNumThreads(),
         "expert_seeds": args.expert_seeds,
-        "expert_laps_completed": sum(r["laps"] for r in expert),
-        "expert_min_autonomy": min((r["autonomy"] for r in expert), default=None),
-        "expert_interventions": sum(r["interventions"] for r in expert),
-        "expert_worst_max_cte_m": max((r["max_cte"] for r in expert), default=None),
-        "expert_mean_speed_mps": round(float(np.mean([r["mean_speed_mps"] for r in expert])), 2)
-        if expert
+        "expert_laps_completed": sum(r["laps"] for r in expert_scores),
+        "expert_min_autonomy": min((r["autonomy"] for r in expert_scores), default=None),
+        "expert_interventions": sum(r["interventions"] for r in expert_scores),
+        "expert_worst_max_cte_m": max((r["max_cte"] for r in expert_scores), default=None),
+        "expert_mean_speed_mps": round(float(np.mean([r["mean_speed_mps"] for r in expert_scores])), 2)
+        if expert_scores
         else None,
         "recording_noise": args.noise,
         "recording_interventions": sum(r["interventions"] for r in noisy),

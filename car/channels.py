@@ -22,6 +22,12 @@ ANGLE = "angle"
 THROTTLE = "throttle"
 FAILSAFE = "failsafe"  # why the throttle was forced to neutral this tick, "" when it was not
 
+# Tub keys that are not channels: the recorder writes what the car did (ANGLE, THROTTLE,
+# after the cap, the failsafe and the limiter) under Donkeycar's label keys USER_ANGLE and
+# USER_THROTTLE, and the human's stick (the channels USER_ANGLE, USER_THROTTLE) under these.
+STICK_ANGLE = "user/stick_angle"
+STICK_THROTTLE = "user/stick_throttle"
+
 # Simulator pose, recorded beside the labels in simulated tubs.
 SIM_X = "sim/x"
 SIM_Y = "sim/y"

@@ -154,6 +154,15 @@ class FailsafeConfig(_Section):
 class RecordingConfig(_Section):
     tub_dir: str = Field("data", description="each drive session writes data/tub_<date>_<time>")
     in_autopilot: bool = Field(False, description="also record in local_angle/local modes")
+    min_throttle: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="record only ticks whose throttle sent is above this (Donkeycar's default)",
+    )
+    stop_after_silence_s: float = Field(
+        2.0, gt=0, le=60, description="a controller silent this long stops recording (shorter: paused)"
+    )
 
 
 class PilotConfig(_Section):

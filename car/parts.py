@@ -1,9 +1,10 @@
 """The small loop parts between the controller and the actuators.
 
 Wiring, in loop order (see `car.vehicle`):
-    camera -> controller -> PilotPart -> Mixer -> Failsafe -> Recorder -> ThrottleLimiter -> actuator
+    camera -> controller -> PilotPart -> Mixer -> Failsafe -> ThrottleLimiter -> actuator -> Recorder
 The throttle ramp is the last step before the actuator, so a throttle the failsafe (or the
 loop's watchdog) held at neutral ramps up again when it is released instead of jumping.
+The recorder comes last, so it records the command the actuator was actually sent.
 Each docstring names the part's inputs and outputs (constants from `car.channels`).
 The parts that read time read the loop's clock (`car.clock`), never the system's.
 """
@@ -194,7 +195,7 @@ class Failsafe:
             return False
         if frame_time != self._frame_time:  # a new frame (the loop may tick faster than the camera)
             self._frame_time = frame_time
-            digest = zlib.crc32(np.ascontiguousarray(frame[::4, ::4]))
+            digest = zlib.crc32(np.ascontiguousarray(frame[::4, ::4]).tobytes())
             self._repeats = self._repeats + 1 if digest == self._digest else 0
             self._digest = digest
         return self._repeats >= self.frozen_frames
@@ -205,23 +206,42 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (
     (ch.USER_ANGLE, "float"),
     (ch.USER_THROTTLE, "float"),
     (ch.USER_MODE, "str"),
+    (ch.STICK_ANGLE, "float"),
+    (ch.STICK_THROTTLE, "float"),
 )
-"""What every car records: the frame and the human's labels. Parts add theirs (the
-simulator its pose) through `car.contracts.Recorded`; `car.vehicle` joins them."""
+"""What every car records: the frame, the command the car sent and the human's stick.
+Parts add theirs (the simulator its pose) through `car.contracts.Recorded`; `car.vehicle`
+joins them."""
+
+RECORD_SOURCES: dict[str, str] = {
+    ch.USER_ANGLE: ch.ANGLE,
+    ch.USER_THROTTLE: ch.THROTTLE,
+    ch.STICK_ANGLE: ch.USER_ANGLE,
+    ch.STICK_THROTTLE: ch.USER_THROTTLE,
+}
+"""Tub key -> the channel it is read from, where the two differ: `user/angle` and
+`user/throttle` are what the car did (Donkeycar's labels), the stick is kept beside them."""
 
 
 class Recorder:
-    """(RECORDING, USER_MODE, *fields) -> (): appends a tub record while recording.
+    """(RECORDING, USER_MODE, FAILSAFE, THROTTLE, *field channels) -> (): appends a tub record
+    while recording and the car is being driven.
 
-    Records only in `user` mode unless `in_autopilot` (an autopilot's own laps teach a
-    model nothing it did not know). The tub is `tub_path` when given (created, or
-    appended to), else a new `tub_dir/tub_<date>_<time>`, created at the first record so
-    a session that never records leaves no empty folder. Records are stamped with the
-    clock's wall time and written by a thread of its own: JPEG encoding and a slow SD
-    card never delay a tick. If the disk falls `max_queue` records behind, a real-time
-    loop drops new records and counts them (`dropped`) rather than stall the car;
-    with `drop_when_behind=False` (a stepped simulation, which has no deadline to miss)
-    the loop waits for the disk instead, so no record is lost.
+    Recording is armed by the controller (RECORDING) and writes a record only on ticks
+    where the car is driven: the throttle sent is above `min_throttle` (a standing car
+    teaches a model nothing but to stand; reverse is backing out of a crash), no failsafe
+    holds the car, and the mode is `user` unless `in_autopilot` (an autopilot's own laps
+    teach a model nothing it did not know). `state` says which, for the web page.
+    It runs after the actuator, so it records the command actually sent (`RECORD_SOURCES`).
+
+    The tub is `tub_path` when given (created, or appended to), else a new
+    `tub_dir/tub_<date>_<time>`, created at the first record so a session that never
+    records leaves no empty folder. Records are stamped with the clock's wall time and
+    written by a thread of its own: JPEG encoding and a slow SD card never delay a tick.
+    If the disk falls `max_queue` records behind, a real-time loop drops new records and
+    counts them (`dropped`) rather than stall the car; with `drop_when_behind=False` (a
+    stepped simulation, which has no deadline to miss) the loop waits for the disk
+    instead, so no record is lost.
     """
 
     def __init__(
@@ -232,6 +252,7 @@ class Recorder:
         metadata: dict | None = None,
         max_queue: int = 100,
         *,
+        min_throttle: float = 0.0,
         tub_path: str | Path | None = None,
         clock: Clock = REAL_TIME,
         drop_when_behind: bool = True,
@@ -240,11 +261,13 @@ class Recorder:
         self.tub_path = None if tub_path is None else Path(tub_path)
         self.fields = list(fields)
         self.in_autopilot = in_autopilot
+        self.min_throttle = min_throttle
         self.metadata = dict(metadata or {})
         self.clock = clock
         self.drop_when_behind = drop_when_behind
         self.records = 0  # written to the tub
         self.dropped = 0
+        self.state = "off"  # "recording", or why this tick was not recorded
         self.writer: TubWriter | None = None
         self.error: Exception | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
@@ -253,19 +276,19 @@ class Recorder:
     @property
     def inputs(self) -> list[str]:
         """The loop inputs this recorder needs, in run() order."""
-        return [ch.RECORDING, ch.USER_MODE, *(name for name, _ in self.fields)]
+        sources = (RECORD_SOURCES.get(name, name) for name, _ in self.fields)
+        return [ch.RECORDING, ch.USER_MODE, ch.FAILSAFE, ch.THROTTLE, *sources]
 
-    def run(self, recording: bool, mode: str, *values: Any) -> None:
+    def run(self, recording: bool, mode: str, failsafe: str, throttle: float, *values: Any) -> None:
         if not self.drop_when_behind:
             self._raise_if_failed()
-        if not recording or (mode != ch.MODE_USER and not self.in_autopilot):
-            return
-        if self.error is not None:
-            self.dropped += 1  # recording stopped: said once, when it happened
+        self.state = self._why_not(recording, mode, failsafe, throttle)
+        if self.state != "recording":
             return
         record = dict(zip((name for name, _ in self.fields), values, strict=True))
         if record.get(ch.CAMERA_IMAGE) is None:
-            return  # no frame yet
+            self.state = "waiting for the camera"
+            return
         record["_timestamp_ms"] = round(self.clock.wall_time() * 1000)  # when it happened, not when written
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_forever, name="recorder", daemon=True)
@@ -274,6 +297,21 @@ class Recorder:
             self._put_or_drop(record)
         else:
             self._put_waiting(record)
+
+    def _why_not(self, recording: bool, mode: str, failsafe: str, throttle: float) -> str:
+        """ "recording", or why this tick is not recorded."""
+        if not recording:
+            return "off"
+        if self.error is not None:
+            self.dropped += 1  # recording stopped: said once, when it happened
+            return "stopped: disk error"
+        if mode != ch.MODE_USER and not self.in_autopilot:
+            return "not in autopilot modes"
+        if failsafe:
+            return f"paused: {failsafe}"
+        if not throttle > self.min_throttle:
+            return f"paused: throttle not above {self.min_throttle:g}"
+        return "recording"
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:

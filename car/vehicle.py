@@ -1,12 +1,14 @@
 """Assemble a car from its config: the one place that wires parts into the loop.
 
-    camera -> controller -> pilot -> mixer -> failsafe -> recorder -> throttle limiter -> actuator
+    camera -> controller -> pilot -> mixer -> failsafe -> throttle limiter -> actuator -> recorder
 
 The throttle limiter (limits and ramp) is last before the actuator, so every release of a
 failsafe (the controller back, a fresh frame, the watchdog's hold over) ramps the throttle
-up instead of jumping to it. On a real-time clock the loop has a watchdog thread that
-commands the actuator to neutral when a tick does not complete in time (`car.watchdog`),
-and its thread runs at real-time priority where permitted (`car.realtime`).
+up instead of jumping to it. The recorder comes after the actuator: it records the command
+the wheels were sent, and only while the car is driven (`car.parts.Recorder`).
+On a real-time clock the loop has a watchdog thread that commands the actuator to neutral
+when a tick does not complete in time (`car.watchdog`), and its thread runs at real-time
+priority where permitted (`car.realtime`).
 
 Every car is built here, real or simulated, with the same parts in the same order and
 the same failsafes. A caller may hand in the camera, the controller, the pilot's policy
@@ -71,6 +73,7 @@ class Car:
             "angle": memory.get(ch.ANGLE),
             "throttle": memory.get(ch.THROTTLE),
             "records": self.recorder.records,
+            "recording": self.recorder.state,
         }
         if self.recorder.error is not None:
             status["recording_error"] = str(self.recorder.error)
@@ -186,17 +189,6 @@ def build_car(
         outputs=[ch.THROTTLE, ch.FAILSAFE],
         name="failsafe",
     )
-    fields = [*RECORD_FIELDS, *(field for part in recorded for field in part.tub_fields)]
-    recorder = Recorder(
-        config.recording.tub_dir,
-        fields,
-        config.recording.in_autopilot,
-        metadata,
-        tub_path=tub_path,
-        clock=clock,
-        drop_when_behind=clock.real_time,
-    )
-    loop.add(recorder, inputs=recorder.inputs, name="recorder")
     throttle = config.throttle
     loop.add(
         ThrottleLimiter(throttle.max_forward, throttle.max_reverse, throttle.ramp_per_s, clock),
@@ -211,6 +203,18 @@ def build_car(
         name="actuator",
         critical=True,
     )
+    fields = [*RECORD_FIELDS, *(field for part in recorded for field in part.tub_fields)]
+    recorder = Recorder(
+        config.recording.tub_dir,
+        fields,
+        config.recording.in_autopilot,
+        metadata,
+        min_throttle=config.recording.min_throttle,
+        tub_path=tub_path,
+        clock=clock,
+        drop_when_behind=clock.real_time,
+    )
+    loop.add(recorder, inputs=recorder.inputs, name="recorder")
     if clock.real_time:  # on a stepped clock time stands still during a tick: nothing to watch
         loop.watch(actuator.neutral, config.loop.watchdog_periods, config.loop.watchdog_release_ticks)
     loop.build()
@@ -280,6 +284,7 @@ def _controller(config: CarConfig, clock: Clock) -> Part:
         car_name=config.name,
         clock=clock,
         allowed_origins=web.allowed_origins,
+        silence_s=config.recording.stop_after_silence_s,
     )
 
 

@@ -52,17 +52,9 @@ def camera_pilot(run: Callable[[np.ndarray], tuple[float, float]]) -> FramePolic
     return _FunctionPolicy(run)
 
 
-class _ExpertPilotOnObservations(ExpertPilot):
-    """Also callable with an `Observation`, the pilot signature before `FramePolicy`, for
-    the callers not moved yet (`experiments/augment_evidence.py`); remove with them."""
-
-    def __call__(self, observation: Observation) -> tuple[float, float]:
-        return self.run(observation.image)
-
-
 def expert_pilot(sim: Simulation, **expert_options: Any) -> FramePolicy:
     """The expert driver on the simulation's track as a FramePolicy (noise-free by default)."""
-    return _ExpertPilotOnObservations(sim, **expert_options)
+    return ExpertPilot(sim, **expert_options)
 
 
 def autonomy(interventions: int, elapsed_s: float) -> float:

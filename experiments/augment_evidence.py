@@ -116,12 +116,14 @@ def straight_road_frames(condition: Condition, laps: int = 1) -> list[np.ndarray
     sim = condition.simulation()
     expert = expert_pilot(sim)
     observation = sim.reset()
-    frames = []
+    frames: list[np.ndarray] = []
     while sim.laps < laps and sim.time_s < 600:
+        frame = observation.image
+        assert frame is not None, "reset() and step() render unless told not to"
         where = sim.track.locate(sim.state.x, sim.state.y)
         if abs(sim.track.curvature[where.index]) < STRAIGHT_CURVATURE and abs(where.cte) < 0.05:
-            frames.append(observation.image)
-        observation = sim.step(*expert(observation))
+            frames.append(frame)
+        observation = sim.step(*expert.run(frame))
     return frames
 
 

@@ -206,7 +206,7 @@ def straight_frames(angles: np.ndarray) -> list[int]:
     in from each end (the car may still be turning into or already out of the straight)."""
     calm = np.abs(angles) <= STRAIGHT_ANGLE
     edges = np.flatnonzero(np.diff(np.concatenate([[0], calm.astype(int), [0]])))
-    frames = []
+    frames: list[int] = []
     for start, end in zip(edges[::2], edges[1::2], strict=True):
         if end - start >= STRAIGHT_FRAMES:
             frames.extend(range(start + 3, end - 3))
@@ -278,11 +278,9 @@ def fit_lens(posts: list[np.ndarray], tape: list[np.ndarray], width: int, height
                 out.append(chains.line_residuals(pinhole, through) * to_lens)
         return np.concatenate(out)
 
-    best = None
-    for start in ([0.0, 3.0], [-1.0, 6.0], [-0.5, 6.0]):
-        result = least_squares(residuals, start, loss="soft_l1", f_scale=0.5)
-        if best is None or result.cost < best.cost:
-            best = result
+    starts = ([0.0, 3.0], [-1.0, 6.0], [-0.5, 6.0])
+    fits = [least_squares(residuals, start, loss="soft_l1", f_scale=0.5) for start in starts]
+    best = min(fits, key=lambda fit: fit.cost)  # the first of equals, as before
     c1, down = best.x * (1e-5, 100.0)
     return LensFit(
         c1=float(c1),
@@ -469,7 +467,7 @@ def dash_step(frames: np.ndarray, angles: np.ndarray, camera: CameraModel, floor
         points = pinhole[:, :2] / pinhole[:, 2:3]
         return points[(points[:, 0] > 0.3) & (points[:, 0] < 1.6)]
 
-    steps = []
+    found: list[float] = []
     calm = np.abs(angles) <= STRAIGHT_ANGLE
     before = floor_points(frames[0])
     for t in range(1, len(frames)):
@@ -479,9 +477,9 @@ def dash_step(frames: np.ndarray, angles: np.ndarray, camera: CameraModel, floor
                 ahead = before[:, 0] - point[0]
                 near = (ahead >= 0) & (ahead < 0.3) & (np.abs(before[:, 1] - point[1]) < 0.08)
                 if near.any():
-                    steps.append(ahead[near].min())
+                    found.append(ahead[near].min())
         before = after
-    steps = np.array(steps)
+    steps = np.array(found)
     steps = steps[steps > 0.01]  # a repeated frame: no motion
     if len(steps) < 30:
         raise ValueError(f"only {len(steps)} yellow dash steps on the straights: cannot measure the speed")
@@ -491,7 +489,7 @@ def dash_step(frames: np.ndarray, angles: np.ndarray, camera: CameraModel, floor
 def steering_scale(yaw: np.ndarray, angles: np.ndarray, step_m: float, max_lag: int = 10) -> dict:
     """Curvature per unit of angle: the least-squares slope of the yaw per frame against the
     angle `lag` frames earlier (the lag that correlates best), over the metres per frame."""
-    best = None
+    best: tuple[int, float, float, np.ndarray, np.ndarray] | None = None
     for lag in range(max_lag + 1):
         command = angles[: len(yaw) - lag]
         turn = yaw[lag:]
@@ -500,6 +498,8 @@ def steering_scale(yaw: np.ndarray, angles: np.ndarray, step_m: float, max_lag: 
         if best is None or -correlation > -best[1]:
             slope = float(np.sum(command[ok] * turn[ok]) / np.sum(command[ok] ** 2))
             best = (lag, correlation, slope, command, turn)
+    if best is None:
+        raise ValueError(f"max_lag must be at least 0, got {max_lag}")
     lag, correlation, slope, command, turn = best
     curvature = -slope / step_m  # angle + is right: the heading turns clockwise
     turning = np.isfinite(turn) & (np.abs(command) >= 0.4)
@@ -521,7 +521,8 @@ def floor_look(frames: np.ndarray, camera: CameraModel, sample: int = 2) -> dict
     floor_rows = slice(min(horizon + int(0.08 * height), height - 1), height)
     tape_rows = range(int(80 / 120 * height), int(110 / 120 * height))
     colours, brightness, streaks, rooms = [], [], [], []
-    white_px, yellow_px = [], []
+    white_px: list[int] = []
+    yellow_px: list[int] = []
     for frame in frames[::sample]:
         masks = tape_masks(frame)
         tape = cv2.dilate((masks.yellow | masks.white).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -538,18 +539,19 @@ def floor_look(frames: np.ndarray, camera: CameraModel, sample: int = 2) -> dict
                 widths.extend(
                     end - start + 1 for start, end in row_runs(mask, row) if start > 0 and end < width - 1
                 )
-    colours, brightness = np.array(colours), np.array(brightness)
+    floor_colours, floor_brightness = np.array(colours), np.array(brightness)
 
     def rgb(values: np.ndarray) -> tuple[int, int, int]:
-        return tuple(round(float(v)) for v in values)
+        red, green, blue = (round(float(v)) for v in values)
+        return red, green, blue
 
     return {
-        "floor_rgb": rgb(np.median(colours, axis=0)),
-        "floor_rgb_p10": rgb(np.percentile(colours, 10, axis=0)),
-        "floor_rgb_p90": rgb(np.percentile(colours, 90, axis=0)),
+        "floor_rgb": rgb(np.median(floor_colours, axis=0)),
+        "floor_rgb_p10": rgb(np.percentile(floor_colours, 10, axis=0)),
+        "floor_rgb_p90": rgb(np.percentile(floor_colours, 90, axis=0)),
         "streak_share": round(float(np.median(streaks)), 3),
         "exposure_range": tuple(
-            round(float(p / np.median(brightness)), 3) for p in np.percentile(brightness, [5, 95])
+            round(float(p / np.median(floor_brightness)), 3) for p in np.percentile(floor_brightness, [5, 95])
         ),
         "room_rgb": rgb(np.median(np.array(rooms), axis=0)),
         "white_px": _percentiles([w for w in white_px if w >= 3]),
@@ -565,4 +567,5 @@ def _lens_horizon_row(camera: CameraModel) -> float:
 def _percentiles(values: list[float]) -> tuple[float, float, float]:
     if not values:
         return (math.nan, math.nan, math.nan)
-    return tuple(round(float(p), 1) for p in np.percentile(values, [10, 50, 90]))
+    low, median, high = (round(float(p), 1) for p in np.percentile(values, [10, 50, 90]))
+    return low, median, high

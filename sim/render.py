@@ -124,7 +124,9 @@ class Renderer:
 
         # Texels covered by one pixel step down the image (the long axis of the footprint).
         rows = np.arange(self._floor_row, view.height)
-        texels = np.array([np.linalg.norm(ground(v) - ground(v + 1)) for v in rows]) * topdown.px_per_m
+        texels = (
+            np.array([np.linalg.norm(ground(v) - ground(v + 1)) for v in rows.tolist()]) * topdown.px_per_m
+        )
         fine = texels < _DETAIL_TEXELS
         split = int(rows[np.argmax(fine)]) if np.any(fine) else view.height
         full = cv2.cvtColor(topdown.image, cv2.COLOR_RGB2RGBA)

@@ -83,7 +83,8 @@ def render_topdown(track: Track, px_per_m: float = 100.0) -> TopDown:
         255,
     )
     image = np.clip(canvas, 0, 255).astype(np.uint8)
-    return TopDown(image, world_to_pixel, px_per_m, tuple(int(v) for v in floor_lit))
+    red, green, blue = (int(v) for v in floor_lit)
+    return TopDown(image, world_to_pixel, px_per_m, (red, green, blue))
 
 
 def _blend(canvas: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
@@ -122,8 +123,8 @@ def _surface_texture(
 ) -> np.ndarray:
     """Additive floor texture (H, W, 1): fine grain, soft stains and optional tile seams."""
     height, width = shape
-    grain = rng.standard_normal((height, width), dtype=np.float32) * np.float32(style.grain)
-    grain = cv2.GaussianBlur(grain, (3, 3), 0.8)
+    noise = rng.standard_normal((height, width), dtype=np.float32) * np.float32(style.grain)
+    grain = cv2.GaussianBlur(noise, (3, 3), 0.8)
     coarse = rng.normal(0.0, 1.0, (max(2, int(height / px_per_m * 2)), max(2, int(width / px_per_m * 2))))
     stains = (
         cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC) * style.blotch

@@ -8,12 +8,15 @@ edge lines and a dashed yellow centre line. Colours are RGB 0-255, sizes in metr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
 
 import numpy as np
 
 Range = tuple[float, float]  # (low, high) of a uniform draw
 ROOMS = ("hall", "warehouse")
+T = TypeVar("T")
 
 # Floors a hobbyist's track is laid on: (name, RGB).
 FLOORS = (
@@ -83,7 +86,7 @@ class TrackStyle:
             floor_rgb=floor,
             road_rgb=road,
             edge_rgb=_jitter(rng, tuple(edge_grey * np.asarray(ranges.edge_tint)), 6),
-            centre_rgb=tuple(int(rng.uniform(*bounds)) for bounds in ranges.centre_rgb),
+            centre_rgb=_three(int(rng.uniform(*bounds)) for bounds in ranges.centre_rgb),
             edge_width_m=draw(ranges.edge_width_m),
             centre_width_m=draw(ranges.centre_width_m),
             dash_m=draw(ranges.dash_m),
@@ -92,7 +95,7 @@ class TrackStyle:
             blotch=draw(ranges.blotch),
             tiles_m=float(rng.choice(ranges.tiles_m)),
             brightness=draw(ranges.brightness),
-            tint=tuple(float(t) for t in rng.uniform(*ranges.tint, 3)),
+            tint=_three(float(t) for t in rng.uniform(*ranges.tint, 3)),
             light_falloff=draw(ranges.light_falloff),
             gloss=draw(ranges.gloss),
             wall_rgb=_jitter(rng, (rng.uniform(*ranges.wall_grey),) * 3, 12),
@@ -104,17 +107,18 @@ class TrackStyle:
             room=ranges.room,
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrackStyle:
+    def from_dict(cls, data: dict[str, Any]) -> TrackStyle:
         """Inverse of `to_dict`; unknown keys are an error, missing keys take defaults."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown track style keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -155,9 +159,15 @@ def _muted(rgb: tuple[int, int, int], spread: float = 45.0) -> tuple[int, int, i
     extent = values.max() - values.min()
     if extent > spread:
         values = grey + (values - grey) * spread / extent
-    return tuple(int(round(v)) for v in values)
+    return _three(int(round(v)) for v in values)
 
 
 def _jitter(rng: np.random.Generator, rgb, amount: float) -> tuple[int, int, int]:
     values = np.clip(np.asarray(rgb, dtype=float) + rng.uniform(-amount, amount, 3), 0, 255)
-    return tuple(int(v) for v in values)
+    return _three(int(v) for v in values)
+
+
+def _three(values: Iterable[T]) -> tuple[T, T, T]:
+    """The three channels of a colour, as the fixed-length tuple the style's fields hold."""
+    first, second, third = values
+    return first, second, third

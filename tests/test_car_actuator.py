@@ -1,7 +1,8 @@
 """PCA9685 steering/ESC output through the real Adafruit driver on a fake I2C bus.
 
-The fake is at the lowest level: it plays a PCA9685's register file (MODE1 auto-increment,
-PRE_SCALE writable only in sleep) behind the busio.I2C methods, and records every write.
+The fake (`car.fake_i2c`, which `tubcar calibrate --dry-run` uses too) is at the lowest
+level: it plays a PCA9685's register file (MODE1 auto-increment, PRE_SCALE writable only in
+sleep) behind the busio.I2C methods, and records every write.
 Expected ticks come from the datasheet formula, not from our code.
 """
 
@@ -16,70 +17,9 @@ pytest.importorskip("adafruit_pca9685", reason="pip install adafruit-circuitpyth
 from car.actuator import PwmBoard, PwmDrive
 from car.calibration import Calibrator, write_calibration
 from car.config import load_config
+from car.fake_i2c import LED0_ON_L, MODE1, MODE1_AI, MODE1_SLEEP, PRE_SCALE, FakePCA9685Bus
 
-MODE1, PRE_SCALE, LED0_ON_L = 0x00, 0xFE, 0x06
-MODE1_SLEEP, MODE1_AI = 0x10, 0x20
 OSC = 25_000_000
-
-
-class FakePCA9685Bus:
-    """busio.I2C look-alike with one PCA9685 on it; `writes` logs (register, bytes)."""
-
-    def __init__(self, address: int = 0x40) -> None:
-        self.address = address
-        self.registers = bytearray(256)
-        self.registers[MODE1] = 0x11  # power-on: SLEEP | ALLCALL
-        self.registers[PRE_SCALE] = 0x1E
-        self.writes: list[tuple[int, bytes]] = []
-        self.locked = False
-
-    def try_lock(self) -> bool:
-        if self.locked:
-            return False
-        self.locked = True
-        return True
-
-    def unlock(self) -> None:
-        self.locked = False
-
-    def _check(self, address: int) -> None:
-        assert self.locked, "bus used without holding its lock"
-        if address != self.address:
-            raise OSError(f"no ACK from 0x{address:02x}")
-
-    def writeto(self, address, buffer, *, start=0, end=None):
-        self._check(address)
-        data = bytes(buffer[start:end])
-        if not data:
-            return  # a probe
-        register, payload = data[0], data[1:]
-        self.writes.append((register, payload))
-        for offset, byte in enumerate(payload):
-            if offset and not self.registers[MODE1] & MODE1_AI:
-                break  # without auto-increment the pointer stays put
-            target = register + offset
-            if target == PRE_SCALE and not self.registers[MODE1] & MODE1_SLEEP:
-                continue  # the chip ignores PRE_SCALE writes while awake
-            self.registers[target] = byte
-
-    def readfrom_into(self, address, buffer, *, start=0, end=None):
-        self._check(address)
-        raise OSError("reads need a register pointer")
-
-    def writeto_then_readfrom(
-        self, address, out_buffer, in_buffer, *, out_start=0, out_end=None, in_start=0, in_end=None
-    ):
-        self._check(address)
-        register = bytes(out_buffer[out_start:out_end])[0]
-        end = len(in_buffer) if in_end is None else in_end
-        for i in range(in_start, end):
-            in_buffer[i] = self.registers[register + i - in_start]
-
-    def led(self, channel: int) -> tuple[int, int]:
-        """(ON, OFF) 13-bit register values of LEDn."""
-        base = LED0_ON_L + 4 * channel
-        regs = self.registers
-        return regs[base] | regs[base + 1] << 8, regs[base + 2] | regs[base + 3] << 8
 
 
 def datasheet_ticks(pulse_us: float, frequency_hz: float) -> int:

@@ -128,7 +128,9 @@ def test_joystick_drives_the_sim_car_and_recording_writes_a_tub(browser, sim_car
     tub = Tub(sim_car.recorder.path)
     records = list(tub.records(load_images=True))
     assert len(records) >= 20 and not tub.problems
-    assert max(r[ch.USER_THROTTLE] for r in records) > 0.7
+    assert max(r[ch.STICK_THROTTLE] for r in records) > 0.7  # the stick
+    assert min(r[ch.USER_THROTTLE] for r in records) > 0  # what the car did: moving, within the cap
+    assert max(r[ch.USER_THROTTLE] for r in records) <= sim_car.config.pilot.throttle_cap + 1e-9
     assert all(r[ch.USER_MODE] == ch.MODE_USER for r in records)
     assert records[-1][ch.CAMERA_IMAGE].shape == (120, 160, 3)
     assert len({round(r[ch.SIM_X], 3) for r in records}) > 5  # the pose moved while recording
@@ -145,3 +147,67 @@ def test_bad_token_is_refused(browser, sim_car):
     assert page.request.get(f"{base}/video?token=nope").status == 403
     assert page.request.get(f"{base}/ws").status == 403
     page.close()
+
+
+FAKE_GAMEPAD = """
+// The browser's Gamepad API answers with window.testPad: the device is faked, the page's code is not.
+window.testPad = null;
+navigator.getGamepads = () => [window.testPad];
+window.setPad = (axes, pressed) => {
+  const buttons = Array.from({ length: 17 }, (_, i) => ({ pressed: pressed.includes(i), value: 0 }));
+  window.testPad = { id: "test pad (STANDARD GAMEPAD)", connected: true, mapping: "standard", axes, buttons };
+};
+"""
+
+
+def test_keyboard_gamepad_mode_names_and_the_true_recording_state(browser, sim_car):
+    memory, state = sim_car.loop.memory, sim_car.controller.state
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.add_init_script(FAKE_GAMEPAD)
+    page.goto(sim_car.url)
+    page.wait_for_function(
+        "document.getElementById('connection').textContent === 'connected'", timeout=10_000
+    )
+    assert page.locator("button.mode").all_inner_texts() == ["manual", "auto steer", "autopilot"]
+    text = lambda selector: page.locator(selector).inner_text()  # noqa: E731
+
+    # keyboard: arrows held drive, released centre; R arms recording, which writes only while moving
+    page.keyboard.down("ArrowUp")
+    page.keyboard.down("ArrowLeft")
+    wait_for(lambda: memory[ch.USER_THROTTLE] == 1.0 and memory[ch.USER_ANGLE] == -1.0, what="arrow keys")
+    page.keyboard.press("r")
+    wait_for(lambda: sim_car.recorder.records >= 10, what="records while the arrows drive")
+    page.wait_for_function("document.getElementById('record').textContent.startsWith('■ recording (')")
+    page.keyboard.up("ArrowUp")
+    page.keyboard.up("ArrowLeft")
+    wait_for(lambda: memory[ch.USER_THROTTLE] == 0.0 and memory[ch.USER_ANGLE] == 0.0, what="keys released")
+    page.wait_for_function(
+        "document.getElementById('record-state').textContent === 'paused: throttle not above 0'"
+    )
+    assert text("#record").startswith("■ armed (")
+    standing = sim_car.recorder.records
+    page.click("text=autopilot")
+    wait_for(lambda: memory[ch.USER_MODE] == ch.MODE_LOCAL, what="autopilot mode")
+    page.wait_for_function(
+        "document.getElementById('record-state').textContent === 'not recorded in autopilot mode'"
+    )
+    assert "recording" not in text("#record") and sim_car.recorder.records == standing
+    page.keyboard.press("m")  # cycles on: autopilot -> manual
+    wait_for(lambda: memory[ch.USER_MODE] == ch.MODE_USER, what="M to cycle the mode")
+
+    # gamepad: left stick steers, right stick throttles; Y cycles the mode, B stops
+    page.evaluate("setPad([0.5, 0, 0, -0.8], [])")
+    wait_for(
+        lambda: memory[ch.USER_ANGLE] == 0.5 and memory[ch.USER_THROTTLE] == pytest.approx(0.8), what="pad"
+    )
+    page.wait_for_function(
+        "document.getElementById('input-source').textContent.endsWith('test pad (STANDARD GAMEPAD)')"
+    )
+    page.evaluate("setPad([0.5, 0, 0, -0.8], [3])")
+    wait_for(lambda: memory[ch.USER_MODE] == ch.MODE_LOCAL_ANGLE, what="Y: next mode")
+    page.evaluate("setPad([0.02, 0, 0, 0.03], [1])")  # inside the dead zone, B pressed
+    wait_for(lambda: memory[ch.USER_MODE] == ch.MODE_USER and memory[ch.USER_THROTTLE] == 0.0, what="B: stop")
+    assert memory[ch.USER_ANGLE] == 0.0
+
+    page.close()  # a closed page stops recording
+    wait_for(lambda: not state.recording, what="recording off when the page goes")

@@ -88,7 +88,7 @@ def test_fixed_rate_does_not_drift():
     assert on_grid - 0.005 <= elapsed < on_grid + 0.06
     stats = loop.stats()
     assert stats["ticks"] == 50 and set(stats["parts"]) == {"worker"}
-    assert 7.5 <= stats["parts"]["worker"]["p50_ms"] < 15.0
+    assert 7.5 <= stats["parts"]["worker"]["p50_ms"] < 19.0  # the part alone, not the 20 ms period
     assert stats["period_error"]["p50_ms"] < 5.0
 
 

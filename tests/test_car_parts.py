@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -75,23 +76,44 @@ def test_failsafe_reasons_in_order():
     assert failsafe.trips == 2  # consecutive ticks with the same reason are one trip
 
 
-def test_recorder_writes_only_in_user_mode_and_only_when_recording(tmp_path):
+def drive_tick(
+    recorder, frame, sent=(0.1, 0.2), stick=(0.2, 0.4), mode=ch.MODE_USER, recording=True, failsafe=""
+):
+    """One tick's inputs to the recorder, in `Recorder.inputs` order for the default fields."""
+    recorder.run(recording, mode, failsafe, sent[1], frame, *sent, mode, *stick)
+
+
+def test_recorder_writes_only_while_the_car_is_driven_by_hand_and_recording(tmp_path):
     recorder = Recorder(tmp_path)
     frame = np.full((120, 160, 3), 90, np.uint8)
-    recorder.run(False, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
+    drive_tick(recorder, frame, recording=False)
     assert recorder.writer is None and not list(tmp_path.iterdir())  # no empty tub
-    recorder.run(True, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
-    recorder.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
-    recorder.run(True, ch.MODE_USER, None, 0.5, 0.5, ch.MODE_USER)  # no frame yet
-    recorder.run(True, ch.MODE_USER, frame, -0.3, 0.4, ch.MODE_USER)
+    assert recorder.state == "off"
+    drive_tick(recorder, frame, sent=(0.1, 0.2), stick=(0.1, 0.4))
+    assert recorder.state == "recording"
+    drive_tick(recorder, frame, sent=(0.5, 0.5), mode=ch.MODE_LOCAL)
+    assert recorder.state == "not in autopilot modes"
+    drive_tick(recorder, None)  # no frame yet
+    drive_tick(recorder, frame, sent=(0.3, 0.0), stick=(0.3, 0.0))  # standing
+    assert recorder.state == "paused: throttle not above 0"
+    drive_tick(recorder, frame, sent=(0.3, -0.2), stick=(0.3, -0.4))  # backing out of a crash
+    drive_tick(recorder, frame, sent=(0.3, 0.0), stick=(0.3, 0.6), failsafe="controller silent")
+    assert recorder.state == "paused: controller silent"
+    drive_tick(recorder, frame, sent=(-0.3, 0.4), stick=(-0.3, 0.9))
     recorder.shutdown()
     records = list(Tub(recorder.path).records(load_images=True))
     assert [(r[ch.USER_ANGLE], r[ch.USER_THROTTLE]) for r in records] == [(0.1, 0.2), (-0.3, 0.4)]
+    assert [(r[ch.STICK_ANGLE], r[ch.STICK_THROTTLE]) for r in records] == [(0.1, 0.4), (-0.3, 0.9)]
     assert abs(int(records[0][ch.CAMERA_IMAGE].mean()) - 90) <= 2
     autopilot = Recorder(tmp_path / "auto", in_autopilot=True)
-    autopilot.run(True, ch.MODE_LOCAL, frame, 0.5, 0.5, ch.MODE_LOCAL)
+    drive_tick(autopilot, frame, sent=(0.5, 0.5), mode=ch.MODE_LOCAL)
     autopilot.shutdown()
     assert len(Tub(autopilot.path)) == 1
+    slow = Recorder(tmp_path / "slow", min_throttle=0.15)
+    for throttle in (0.1, 0.15, 0.2):
+        drive_tick(slow, frame, sent=(0.0, throttle))
+    slow.shutdown()
+    assert [r[ch.USER_THROTTLE] for r in Tub(slow.path).records()] == [0.2]
 
 
 def test_recorder_on_a_stepped_clock_waits_for_the_disk_instead_of_dropping(tmp_path):
@@ -103,7 +125,7 @@ def test_recorder_on_a_stepped_clock_waits_for_the_disk_instead_of_dropping(tmp_
     )
     frame = np.full((120, 160, 3), 90, np.uint8)
     for tick in range(200):
-        recorder.run(True, ch.MODE_USER, frame, tick / 200, 0.2, ch.MODE_USER)
+        drive_tick(recorder, frame, sent=(tick / 200, 0.2))
         clock.advance(0.05)
     recorder.shutdown()
     records = list(Tub(tmp_path / "sim_tub").records())
@@ -116,7 +138,8 @@ def test_example_config_is_valid_and_documents_every_default():
     example = os.path.join(REPO, "config", "car.example.toml")
     defaults = parse_config({}).model_dump()
     assert load_config(example).model_dump() == defaults
-    text = open(example).read()
+    with open(example, encoding="utf-8") as file:
+        text = file.read()
     for key, value in defaults.items():  # every key is in the file, set or commented out
         if isinstance(value, dict):
             section = re.search(rf"^\[{key}\][^\n]*\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
@@ -138,7 +161,7 @@ def test_config_errors_name_the_key(tmp_path):
     assert "throttle.max_reverse: Input should be less than or equal to 1" in message
     assert "loop.rate_hz:" in message
     path.write_text("[steering]\nleft_us = 1400\ncentre_us = 1500\nright_us = 1450\n")
-    with pytest.raises(ConfigError, match="steering: .*centre_us must lie strictly between"):
+    with pytest.raises(ConfigError, match=r"steering: .*centre_us must lie strictly between"):
         load_config(path)
     path.write_text("name = 'x\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -170,7 +193,7 @@ def test_gamepad_reads_linux_js_events_from_the_device(tmp_path):
         deadline = time.monotonic() + 2
         while not pad.recording and time.monotonic() < deadline:
             time.sleep(0.01)
-        angle, throttle, mode, recording, cap, alive = pad.run()
+        angle, throttle, mode, recording, _cap, alive = pad.run()
         assert angle == pytest.approx(0.5, abs=1e-3) and throttle == pytest.approx(1.0)
         assert (mode, recording) == (ch.MODE_LOCAL_ANGLE, True)
         assert alive == pytest.approx(time.monotonic(), abs=0.1)
@@ -210,7 +233,7 @@ def test_opencv_camera_plays_a_video_file_as_a_live_camera(tmp_path):
 class FakePicamera2:
     """The picamera2 calls PiCamera makes, with libcamera's BGR buffers and sensor timestamps."""
 
-    instances: list[FakePicamera2] = []
+    instances: ClassVar[list[FakePicamera2]] = []
 
     def __init__(self) -> None:
         self.configured, self.started, self.released = None, False, 0
@@ -283,6 +306,6 @@ def test_tub_camera_replays_real_frames_then_goes_stale(donkey_tub):
     frame, stamp = camera.run()
     assert frame.shape == (120, 160, 3) and stamp is not None
     for _ in range(len(camera.tub) + 5):
-        last, last_stamp = camera.run()
+        _frame, last_stamp = camera.run()
     assert camera.frames == len(camera.tub) - len(camera.tub.problems)
     assert camera.run()[1] == last_stamp  # no new timestamp after the end

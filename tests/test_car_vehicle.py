@@ -226,7 +226,9 @@ def test_silent_controller_brings_throttle_to_neutral_within_half_a_second(tmp_p
 
 def test_stale_camera_frame_brings_pwm_throttle_to_neutral(tmp_path, donkey_tub):
     """The real PCA9685 path on a fake I2C bus, frames from a tub that runs out."""
-    from test_car_actuator import FakePCA9685Bus, datasheet_ticks
+    from test_car_actuator import datasheet_ticks
+
+    from car.fake_i2c import FakePCA9685Bus
 
     short = tmp_path / "short_tub"
     with TubWriter(short, [ch.CAMERA_IMAGE], ["image_array"]) as writer:
@@ -452,7 +454,8 @@ def test_loop_benchmark_runs_the_cars_own_loop_and_records(tmp_path, bundles):
 
     car = build_bench_car(bundles[0], tmp_path / "data", rate_hz=50.0, track=1)
     car.loop.run(max_ticks=25)
-    assert car.recorder.records == 25 and len(Tub(car.recorder.path)) == 25
+    # every tick the car moved (not the first, whose ramp starts at 0, nor a watchdog's hold)
+    assert 10 < car.recorder.records == len(Tub(car.recorder.path)) <= 24
     assert car.pilot.latency_stats()["count"] == 25
     assert list(car.loop.stats()["parts"]) == [
         "camera",
@@ -460,8 +463,8 @@ def test_loop_benchmark_runs_the_cars_own_loop_and_records(tmp_path, bundles):
         "pilot",
         "mixer",
         "failsafe",
-        "recorder",
         "limiter",
         "actuator",
+        "recorder",
     ]
     assert car.loop.stats()["faulted_ticks"] == 0 and car.loop.memory[ch.FAILSAFE] == ""

@@ -18,12 +18,13 @@ import time
 
 import numpy as np
 import pytest
-from test_car_actuator import LED0_ON_L, FakePCA9685Bus, datasheet_ticks
+from test_car_actuator import datasheet_ticks
 
 from car import channels as ch
 from car.clock import REAL_TIME, Clock, SteppedClock
 from car.config import CarConfig, ConfigError, load_config, parse_config
 from car.controller.scripted import Command, ScriptedController
+from car.fake_i2c import LED0_ON_L, FakePCA9685Bus
 from car.parts import Mixer
 from car.vehicle import build_car
 
@@ -243,7 +244,7 @@ def test_a_full_disk_stops_recording_not_the_car_and_loses_nothing_recorded(tmp_
     assert status["ticks"] == 40 and status["faulted"] == 0, "the car drove on"
     assert 0 < status["records"] < 40
     assert "cannot write record" in status["error"] and "File too large" in status["error"]
-    assert log.count("recording stopped:") == 1 and "Traceback" not in log
+    assert log.count("recording stopped after") == 1 and "Traceback" not in log
     tub = Tub(status["tub"])
     records = list(tub.records(load_images=True))
     assert len(records) == status["records"] and not tub.problems, "every acknowledged record is whole"
@@ -278,7 +279,7 @@ def test_a_read_only_tub_stops_recording_with_a_clear_message(tmp_path):
         status, log = drive_recording(folder)
     assert status["ticks"] == 40 and status["records"] == 0 and status["faulted"] == 0
     assert f"cannot create the tub folder ({reason})" in status["error"]
-    assert log.count("recording stopped:") == 1 and "Traceback" not in log
+    assert log.count("recording stopped after") == 1 and "Traceback" not in log
 
 
 @pytest.mark.parametrize(

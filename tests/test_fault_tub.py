@@ -118,16 +118,18 @@ def test_a_second_recorder_is_refused_and_the_first_records_on(tmp_path):
 
     frame = np.full((120, 160, 3), 90, np.uint8)
     first, second = (Recorder(tmp_path, tub_path=tmp_path / "tub") for _ in range(2))
-    first.run(True, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
+    first.run(True, ch.MODE_USER, "", 0.2, frame, 0.1, 0.2, ch.MODE_USER, 0.1, 0.4)
     deadline = time.monotonic() + 10
     while first.writer is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    second.run(True, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)
+    second.run(True, ch.MODE_USER, "", 0.2, frame, 0.1, 0.2, ch.MODE_USER, 0.1, 0.4)
     second.shutdown()
     assert isinstance(second.error, TubLockedError)
     assert f"in use by PID {os.getpid()} (record)" in str(second.error)
-    second.run(True, ch.MODE_USER, frame, 0.1, 0.2, ch.MODE_USER)  # never raises on the car
-    first.run(True, ch.MODE_USER, frame, 0.3, 0.2, ch.MODE_USER)
+    second.run(
+        True, ch.MODE_USER, "", 0.2, frame, 0.1, 0.2, ch.MODE_USER, 0.1, 0.4
+    )  # never raises on the car
+    first.run(True, ch.MODE_USER, "", 0.2, frame, 0.3, 0.2, ch.MODE_USER, 0.3, 0.4)
     first.shutdown()
     assert first.error is None and first.records == 2
     assert [r[ch.USER_ANGLE] for r in Tub(tmp_path / "tub").records()] == [0.1, 0.3]
@@ -297,6 +299,8 @@ def damage_layout(path: Path) -> list[tuple[str, str]]:
     (path / "catalog_9.catalog").symlink_to(path / "catalog_0.catalog")
 
     def edit(lines: list[dict]) -> list[dict]:
+        for number, line in enumerate(lines):  # 1 ms apart: the writer may give two records the same ms
+            line["_timestamp_ms"] -= len(lines) - number
         lines[3]["cam/image_array"] = lines[2]["cam/image_array"]
         lines[5]["_session_id"] = "99-01-01_7"
         lines[6]["_timestamp_ms"] = 0

@@ -37,10 +37,11 @@ def constant_model(angle: float, throttle: float, kernel_value: float = 0.0):
     return keras.Model(inputs, outputs)
 
 
-def export(model, folder: Path, quantization: str) -> Path:
+def export(model, folder: Path, quantization: str, frames: np.ndarray | None = None) -> Path:
     from training.export import export_bundle
 
-    frames = np.random.default_rng(0).random((16, *SPEC.input_shape), dtype=np.float32)
+    if frames is None:
+        frames = np.random.default_rng(0).random((16, *SPEC.input_shape), dtype=np.float32)
     export_bundle(
         model,
         SPEC,
@@ -93,8 +94,10 @@ def test_outputs_are_clipped_to_the_cards_range(tmp_path):
 
 
 def test_non_finite_output_gives_neutral_and_is_counted(tmp_path):
-    # Every pixel weighs 1e38: the sum overflows float32 to inf on any bright frame.
-    pilot = Pilot.load(export(constant_model(0.0, 0.2, kernel_value=1e38), tmp_path / "b", "float32"))
+    # Every pixel weighs 1e38: the sum overflows float32 to inf on any bright frame. Export checks
+    # parity on dark frames, where the output is finite (it refuses a model that is never finite).
+    dark = np.zeros((4, *SPEC.input_shape), np.float32)
+    pilot = Pilot.load(export(constant_model(0.0, 0.2, kernel_value=1e38), tmp_path / "b", "float32", dark))
     assert pilot.run(np.full((120, 160, 3), 255, np.uint8)) == (0.0, 0.0)
     assert pilot.run(np.full((120, 160, 3), 255, np.uint8)) == (0.0, 0.0)
     assert pilot.non_finite == 2

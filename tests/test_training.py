@@ -331,7 +331,7 @@ FLAG_CASES = [
     (["--modes", "user", "local"], lambda o: o.rules.modes == ("user", "local")),
     (["--min-throttle", "0.2"], lambda o: o.rules.min_throttle == 0.2),
     (["--records", "0:800"], lambda o: o.rules.index_range == (0, 800)),
-    (["--label-limit", "5"], lambda o: o.rules.label_limit == 5),
+    (["--label-limit", "2"], lambda o: o.rules.label_limit == 2),
     (["--workers", "1"], lambda o: o.workers == 1),
     (["--augment-workers", "0"], lambda o: o.augment_workers == 0),  # runs: tests/test_augment.py
     (

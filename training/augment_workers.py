@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ import numpy as np
 from car.frames import FrameSpec, prepare_frame
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (B, H, W, C) uint8 frames, (B,) angles, (B,) throttles
+# Batches being made, oldest first: a worker's future (angles, throttles) and the ring slot of its frames.
+_Pending = deque[tuple[Future[tuple[np.ndarray, np.ndarray]], int]]
 
 
 class _Batcher:
@@ -73,6 +75,8 @@ def _augment_in_worker(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Make one batch, write its frames into `slot` of the ring; return only its labels."""
     global _worker_ring
+    if _worker_batcher is None:
+        raise RuntimeError("_augment_in_worker runs only in a process set up by _start_worker")
     frames, angles, throttles = _worker_batcher(draws, picks)
     if _worker_ring is None or _worker_ring[0] != ring_file:
         _worker_ring = (ring_file, np.load(ring_file, mmap_mode="r+"))
@@ -137,7 +141,8 @@ class AugmentedBatches:
         ring = np.lib.format.open_memmap(
             ring_file, mode="w+", dtype=np.uint8, shape=(2 * self.workers, len(first[1]), *self._frame_shape)
         )
-        free, pending = list(range(len(ring))), deque()
+        free = list(range(len(ring)))
+        pending: _Pending = deque()
         try:
             for draws, picks in itertools.chain([first], plan):
                 if len(picks) != ring.shape[1]:
@@ -173,7 +178,7 @@ class AugmentedBatches:
         self.close()
 
 
-def _collect(pending: deque, ring: np.ndarray, free: list[int]) -> Batch:
+def _collect(pending: _Pending, ring: np.ndarray, free: list[int]) -> Batch:
     """The oldest pending batch: its labels from the worker, its frames copied out of its slot."""
     future, slot = pending.popleft()
     angles, throttles = future.result()

@@ -46,7 +46,7 @@ class _TubWeight(argparse.Action):
     """`--tub-weight W`: the weight of the `--tub` just before it."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        groups = getattr(namespace, "tub_groups", None)
+        groups: list[list] = getattr(namespace, "tub_groups", None) or []
         if not groups:
             parser.error("--tub-weight weighs the --tub given just before it: give --tub first")
         if groups[-1][1] is not None:

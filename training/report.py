@@ -167,7 +167,7 @@ def baseline_errors(
 
 
 def plot_learning_curves(
-    history: dict[str, list[float]], path: Path, steering_lines: dict[str, float] | None = None
+    history: dict[str, list[float]], path: Path, steering_lines: dict[str, float | None] | None = None
 ) -> Path:
     """Train and dev loss per epoch (log scale), one panel per output; `steering_lines`
     (label -> MSE: the noise floor, predicting the mean) are drawn across the steering panel."""

@@ -212,9 +212,9 @@ def run_search(
 
     rows = stage("coarse", config.trials, config.space)
     if config.fine_trials and rows:
-        best = [row for row in rows if row["feasible"]][: config.fine_from] or rows[: config.fine_from]
-        finer = config.space.around(best)
-        log(f"fine stage around the best {len(best)} trials: {finer}")
+        leaders = [row for row in rows if row["feasible"]][: config.fine_from] or rows[: config.fine_from]
+        finer = config.space.around(leaders)
+        log(f"fine stage around the best {len(leaders)} trials: {finer}")
         rows += stage("fine", config.fine_trials, finer)
     if not is_search_chief():
         log("search worker: trials done; the chief writes the table and the best bundle")
@@ -249,6 +249,7 @@ def trial_metrics(result, trial_dir: Path, config: SearchConfig, budget_ms: floa
         "epochs": result.card.training.get("epochs_run"),
     }
     if config.objective == "autonomy":
+        assert config.autonomy_tub is not None, "SearchConfig requires it for this objective"
         replay = replay_autonomy(trial_dir, config.autonomy_tub)
         row.update(
             autonomy=replay["autonomy"],

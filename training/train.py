@@ -255,8 +255,8 @@ def split_data(
         test, test_report = _load_target(sources.test_tubs, options, log, "test tubs")
         target = Frames.concatenate([part for part in (dev, test) if part is not None])
         target_report = (dev_report or LoadReport()).merge(test_report or LoadReport())
-        both = dev is not None and test is not None
-        split = split_mismatched(frames.sessions, target.sessions, options.split, len(dev) if both else None)
+        dev_count = len(dev) if dev is not None and test is not None else None
+        split = split_mismatched(frames.sessions, target.sessions, options.split, dev_count)
         frames = Frames.concatenate([frames, target])
     split = split or split_frames(frames.sessions, options.split)
     log(f"split by {options.split.unit}s of {options.split.block_frames} frames: {split.sizes()}")
@@ -383,7 +383,7 @@ def evaluate(fitted: Fitted, data: DataSets, options: TrainOptions) -> Evaluatio
     history = fitted.history
     kept = _kept_epoch(history, options)
     mismatched = data.training_frames < len(data.frames)
-    metrics = {
+    metrics: dict[str, Any] = {
         "errors": errs,
         "baseline": {name: baseline_errors(truth["train"], truth[name]) for name in data.sets},
         "noise_floor": floor,

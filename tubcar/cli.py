@@ -11,7 +11,13 @@ import sys
 
 from tubcar import env
 
+# What `TUBCAR_INSTALL=car` (setup.py) leaves out: the Pi runs the car's commands only.
+DESKTOP_PACKAGES = frozenset(
+    {"sim", "evaluation", "training", "augment", "experiments", "benchmarks", "studio"}
+)
+
 COMMANDS = {
+    "init": "make a car folder: its commented config, data/ and models/",
     "drive": "drive the car (or the simulator) by hand or by a model, recording tubs",
     "calibrate": "find the steering and throttle pulse widths and write them into the config",
     "calibrate-camera": "measure the camera, lens, track and steering scale from a real tub",
@@ -26,6 +32,7 @@ COMMANDS = {
     "replay": "replay a tub through a model: open loop, or closed loop on the recorded laps",
     "studio": "the tub studio in the browser: clean tubs, analyse errors, compare pilots",
     "deploy": "copy a model bundle to the car and check it there",
+    "pull": "copy the car's tubs into data/, never over a local tub",
     "bench": "benchmarks behind the README's figures",
     "demo": "the whole pipeline in a few minutes in the simulator",
     "acceptance": "measure the README's acceptance figures",
@@ -54,8 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tubcar: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     env.apply()
-    module = importlib.import_module(f"tubcar.commands.{name.replace('-', '_')}")
-    code = module.main(rest)
+    try:
+        module = importlib.import_module(f"tubcar.commands.{name.replace('-', '_')}")
+        code = module.main(rest)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in DESKTOP_PACKAGES:
+            raise
+        print(
+            f"error: tubcar {name} needs the {error.name} package, which a car-only install "
+            "(TUBCAR_INSTALL=car) leaves out; run it on the desktop install",
+            file=sys.stderr,
+        )
+        return 2
     return int(code or 0)
 
 

@@ -81,6 +81,8 @@ class GamepadController:
                 log.error("gamepad %s lost: %s", self.device, err)
         finally:
             self.connected = False
+            with self._lock:
+                self.recording = False  # a lost pad stops recording; pressing record again restarts it
             if self._running:
                 log.error("gamepad %s stopped sending; the failsafe will stop the car", self.device)
 

@@ -16,6 +16,9 @@ Why it is built this way:
 - The page sends its stick state 20 times a second while connected; that stream is the
   dead man's switch: `CONTROLLER_TIMESTAMP` stops advancing when the phone sleeps or
   the Wi-Fi drops, and the loop's `Failsafe` part brings the throttle to neutral.
+  Recording stops when the page disconnects or is silent for `silence_s` (a shorter
+  silence only pauses it, as the failsafe holds the car): a page that comes back shows
+  recording off until the person presses record again.
 - The server runs its own asyncio loop in a thread, so the drive loop never waits on
   the network; video is MJPEG, encoded only when a viewer asks for a frame.
 
@@ -198,8 +201,10 @@ class WebController:
         car_name: str = "car",
         clock: Clock = REAL_TIME,
         allowed_origins: Sequence[str] = (),
+        silence_s: float = 2.0,
     ) -> None:
         self.host, self.port = host, port
+        self.silence_s = silence_s
         self.token = token or secrets.token_urlsafe(16)
         self.allowed_origins = [origin.rstrip("/") for origin in allowed_origins]
         self.video_fps = video_fps
@@ -226,6 +231,10 @@ class WebController:
             self._frame = frame
             self._frame_id += 1
         with self.state.lock:
+            last = self.state.last_message
+            if self.state.recording and last is not None and self.clock.now() - last > self.silence_s:
+                self.state.recording = False
+                log.warning("controller silent for %.1f s: recording stopped", self.clock.now() - last)
             return (
                 self.state.angle,
                 self.state.throttle,
@@ -277,7 +286,7 @@ class WebController:
         try:
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
+            self.port = runner.addresses[0][1]  # the real port when 0 was asked
         except OSError as err:
             self._start_error = err
             self._ready.set()
@@ -332,6 +341,7 @@ class WebController:
             sender.cancel()
             with self.state.lock:
                 self.state.throttle = 0.0  # a closed page must not leave the car rolling
+                self.state.recording = False
             log.info("controller from %s disconnected", request.remote)
         return ws
 
@@ -357,7 +367,7 @@ class WebController:
         await response.prepare(request)
         sent_id = -1
         try:
-            while not self._stopping.is_set():
+            while self._stopping is not None and not self._stopping.is_set():
                 frame, frame_id = self._frame, self._frame_id
                 if frame is not None and frame_id != sent_id:
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

@@ -22,6 +22,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from car.tub.errors import TubProblem
 from car.tub.manifest import (
@@ -110,7 +111,8 @@ def _listed_catalogs(folder: Path, manifest: Manifest) -> list[TubProblem]:
 
 def _catalog(catalog: Path, manifest: Manifest, image_keys: list[str], seen: _Seen) -> list[TubProblem]:
     problems = []
-    lengths, indexes = [], []
+    lengths: list[int] = []
+    indexes: list[int | None] = []  # None: a line without an integer _index
     sessions = manifest.sessions
     with open(catalog, "rb") as handle:
         for number, line in enumerate(handle, start=1):
@@ -274,7 +276,7 @@ def _images(folder: Path, seen: _Seen) -> list[TubProblem]:
     ]
 
 
-def _numbers(value: object) -> bool:
+def _numbers(value: object) -> TypeGuard[list[int]]:
     return isinstance(value, list) and all(isinstance(v, int) for v in value)
 
 

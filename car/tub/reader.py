@@ -95,7 +95,7 @@ class Tub:
         self.problems: list[TubProblem] = []
         if (self.path / MANIFEST).is_file():
             self.version = 2
-            self.manifest = Manifest.read(self.path)
+            self.manifest: Manifest | None = Manifest.read(self.path)
             inputs, types = self.manifest.inputs, self.manifest.types
             self.metadata = self.manifest.metadata
         elif (self.path / V1_META).is_file():

@@ -22,6 +22,7 @@ before that record: the part of the record written is removed, the catalog cut b
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -172,11 +173,10 @@ class TubWriter:
         self.session_id = self.manifest.new_session()
         self._lock = threading.Lock()
         self._unsynced_images: list[Path] = []
-        self._catalog = None
         self._publish_lock = threading.Lock()
         self._catalog_lengths: list[int] = []
         self._finished_catalogs: list[tuple[Path, list[int], int]] = []
-        self._open_catalog()
+        self._catalog = self._open_catalog()
         self.manifest.write(self.path)
         self._dirty = False
         self._closed = False
@@ -214,9 +214,10 @@ class TubWriter:
             log.warning("repaired tub: %s", message)
         return manifest
 
-    def _open_catalog(self) -> None:
+    def _open_catalog(self) -> io.FileIO:
         """Append to the last catalog when its lines lead up to the next index and it has
-        room; otherwise start a new one (a full catalog, or a gap in the indexes)."""
+        room; otherwise start a new one (a full catalog, or a gap in the indexes). Returns it
+        open, unbuffered, until close()."""
         if self.manifest.paths:
             last = self.path / self.manifest.paths[-1]
             scan = scan_catalog(last, repair=False)
@@ -226,16 +227,16 @@ class TubWriter:
                 self._catalog_lengths = scan.line_lengths
                 self._catalog_start = start
                 self._catalog_path = last
-                self._catalog = open(last, "ab", buffering=0)  # noqa: SIM115 - open until close()
-                return
+                return open(last, "ab", buffering=0)
         number = 1 + max((catalog_number(name) for name in self.manifest.paths), default=-1)
         self._catalog_path = self.path / catalog_name(number)
         self._catalog_start = self.manifest.current_index
         self._catalog_lengths = []
-        # "x": never append to a stray file of that name; open until close()
-        self._catalog = open(self._catalog_path, "xb", buffering=0)  # noqa: SIM115
+        # "x": never append to a stray file of that name
+        catalog = open(self._catalog_path, "xb", buffering=0)  # noqa: SIM115 - open until close()
         self.manifest.paths.append(self._catalog_path.name)
         write_catalog_manifest(self._catalog_path, [], self._catalog_start)
+        return catalog
 
     def write(self, record: dict[str, Any]) -> int:
         """Store one record (images as RGB uint8 arrays or JPEG bytes); returns its index.
@@ -316,7 +317,7 @@ class TubWriter:
         os.fsync(self._catalog.fileno())
         self._catalog.close()
         self._finished_catalogs.append((self._catalog_path, list(self._catalog_lengths), self._catalog_start))
-        self._open_catalog()
+        self._catalog = self._open_catalog()
 
     def sync(self) -> None:
         """Make everything written so far durable, then publish both manifests.
