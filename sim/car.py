@@ -1,8 +1,9 @@
 """The car of `car.vehicle.build_car` on the simulator: its camera and actuator are simulated,
 everything else (controller, pilot, mixer, throttle limiter, failsafe, recorder) is the car's.
 
-    sim = make_simulation(seed=3)
-    car = simulated_car(load_config("car.toml"), sim, model_dir="models/fast")  # the web page drives
+    config = load_config("car.toml")
+    sim = make_simulation(3, config=config, preset="warehouse")  # its camera and steering: the config's
+    car = simulated_car(config, sim, model_dir="models/fast")  # the web page drives
     car.start(); car.loop.run()
 
 Scoring (`evaluation.scoring`) and recording (`sim.recording`) build theirs the same way
@@ -24,14 +25,17 @@ from sim.simulation import Simulation
 
 def simulator_config(sim: Simulation) -> CarConfig:
     """The config of the simulator's own drives (scoring, recording): the loop at the
-    simulation's rate, its camera's size, the car's failsafes but the frozen-camera one
-    (see `simulated_car`), and the throttle left to the simulated vehicle (no cap, limits
-    or ramp: its motor model has its own lag, and the simulator's scores and tubs have
-    always been made without them)."""
+    simulation's rate, its camera (size, mounting, lens) and steering scale, the car's
+    failsafes but the frozen-camera one (see `simulated_car`), and the throttle left to the
+    simulated vehicle (no cap, limits or ramp: its motor model has its own lag, and the
+    simulator's scores and tubs have always been made without them)."""
     config = CarConfig()
     config.name = "sim"
     config.loop.rate_hz = 1.0 / sim.dt
-    config.camera.width, config.camera.height = sim.camera.width, sim.camera.height
+    for name in ("width", "height", "height_m", "pitch_deg", "fov_deg", "forward_m", "k1", "k2"):
+        setattr(config.camera, name, getattr(sim.camera, name))
+    config.steering.wheelbase_m = sim.vehicle.wheelbase_m
+    config.steering.max_wheel_angle_deg = sim.vehicle.max_steer_deg
     config.throttle.max_forward = config.throttle.max_reverse = 1.0
     config.throttle.ramp_per_s = math.inf
     config.pilot.throttle_cap = 1.0

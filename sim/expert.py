@@ -69,7 +69,9 @@ class ExpertDriver:
     ) -> None:
         if noise < 0:
             raise ValueError(f"expert steering noise must be >= 0, got {noise}")
+        self.lane, self.corner_cut_m2 = lane, corner_cut_m2
         self.offset_m = lane_offset(track, lane, lane_offset_m)
+        self.lane_offset_m = abs(self.offset_m)
         # The line driven: the lane's offset, shifted towards the inside of the curve that
         # is coming (curvature averaged over the next metre), kept 0.15 m inside the road.
         ahead = np.mean([np.roll(track.curvature, -k) for k in range(int(1.0 / SPACING_M))], axis=0)

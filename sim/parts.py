@@ -20,10 +20,13 @@ import numpy as np
 
 from car import channels as ch
 from car.clock import REAL_TIME, Clock
+from car.config import CarConfig
 from sim.camera import CameraModel
 from sim.expert import ExpertCommand, ExpertDriver
+from sim.presets import get_preset
 from sim.simulation import Observation, Simulation
 from sim.track import Track
+from sim.vehicle import VehicleModel
 
 POSE_FIELDS: tuple[tuple[str, str], ...] = (
     (ch.SIM_X, "float"),
@@ -33,16 +36,35 @@ POSE_FIELDS: tuple[tuple[str, str], ...] = (
     (ch.SIM_CTE, "float"),
     (ch.SIM_TRACK, "str"),
 )
-CAMERA_METADATA = ("height_m", "pitch_deg", "fov_deg", "width", "height", "forward_m")
+CAMERA_METADATA = ("height_m", "pitch_deg", "fov_deg", "width", "height", "forward_m", "k1", "k2")
+EXPERT_OPTIONS = ("lane", "lane_offset_m", "corner_cut_m2", "min_lookahead_m")  # recorded in tubs
 
 
-def make_simulation(seed: int, rate_hz: float = 20.0, width: int = 160, height: int = 120) -> Simulation:
-    """A simulation of the seeded track, stepped at the loop's rate, rendering width x height.
+def make_simulation(
+    seed: int,
+    rate_hz: float = 20.0,
+    width: int = 160,
+    height: int = 120,
+    *,
+    preset: str = "mixed",
+    config: CarConfig | None = None,
+) -> Simulation:
+    """A simulation of the seeded track of `preset` (its camera effects included), stepped at
+    the loop's rate, rendering width x height, with the camera geometry, lens and steering
+    scale of the car `config` (default: the car config's defaults, the real Donkey car's).
 
     Renders once here: the first render builds the track's textures (about a second), which
     must not happen inside a tick.
     """
-    sim = Simulation(Track.from_seed(seed), camera=CameraModel(width=width, height=height), dt=1.0 / rate_hz)
+    config = config or CarConfig()
+    sim = Simulation(
+        Track.from_seed(seed, preset),
+        VehicleModel.from_config(config.steering),
+        CameraModel.from_config(config.camera, width=width, height=height),
+        dt=1.0 / rate_hz,
+        effects=get_preset(preset).effects,
+        seed=seed,
+    )
     sim.render()
     return sim
 
@@ -76,10 +98,15 @@ class SimCamera:
             "simulated": True,
             "track": sim.track.name,
             "track_seed": sim.track.seed,
+            "track_preset": sim.track.preset,
             "track_length_m": round(sim.track.length, 3),
             "track_width_m": round(sim.track.width_m, 3),
             "dt_s": sim.dt,
             "camera": {key: getattr(sim.camera, key) for key in CAMERA_METADATA},
+            "steering": {
+                "wheelbase_m": sim.vehicle.wheelbase_m,
+                "max_wheel_angle_deg": sim.vehicle.max_steer_deg,
+            },
         }
 
 
@@ -178,9 +205,15 @@ class ExpertController:
     tub_fields: tuple[tuple[str, str], ...] = ()
 
     def __init__(
-        self, sim: Simulation, *, noise: float = 0.0, seed: int = 0, clock: Clock = REAL_TIME
+        self,
+        sim: Simulation,
+        *,
+        noise: float = 0.0,
+        seed: int = 0,
+        clock: Clock = REAL_TIME,
+        **expert_options: Any,
     ) -> None:
-        self.expert = SimExpert(sim, noise=noise, seed=seed)
+        self.expert = SimExpert(sim, noise=noise, seed=seed, **expert_options)
         self.noise, self.seed = noise, seed
         self.clock = clock
         self._noise_now = 0.0
@@ -195,4 +228,9 @@ class ExpertController:
         return self._noise_now
 
     def tub_metadata(self) -> dict[str, Any]:
-        return {"controller": {"kind": "sim expert", "steering_noise": self.noise, "seed": self.seed}}
+        """Who drove and how: the lane and line the labels are the expert's commands for."""
+        driver = self.expert.driver
+        style = {name: getattr(driver, name) for name in EXPERT_OPTIONS}
+        return {
+            "controller": {"kind": "sim expert", "steering_noise": self.noise, "seed": self.seed, **style}
+        }

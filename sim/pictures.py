@@ -8,6 +8,7 @@ camera frames above simulated ones.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -75,16 +76,17 @@ def save_camera_comparison(
     track: Track,
     out: str | Path,
     *,
-    lane: str = "centre",
+    driver: dict[str, Any] | None = None,
     effects: ImageEffects = ImageEffects(),
     camera: CameraModel | None = None,
 ) -> Path:
     """PNG with real camera frames (top row) above simulated ones (bottom row), both 3x
     enlarged, to hold the simulator's camera and track up against a real car's. The
-    simulated frames are the expert's view, spread over one lap driven in `lane`; the
-    simulated camera's horizon, bent by its lens, is marked on both rows."""
+    simulated frames are the expert's view, spread over one lap driven with the `driver`
+    options (`ExpertDriver`'s: lane, lane_offset_m, corner_cut_m2, ...; default: the centre);
+    the simulated camera's horizon, bent by its lens, is marked on both rows."""
     sim = Simulation(track, camera=CameraModel() if camera is None else camera, effects=effects)
-    expert = ExpertDriver(track, sim.vehicle, lane=lane, dt=sim.dt)
+    expert = ExpertDriver(track, sim.vehicle, dt=sim.dt, **(driver or {}))
     poses = []
     while sim.laps < 1 and sim.time_s < 600:
         command = expert.command(sim.state)

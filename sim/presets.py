@@ -114,6 +114,18 @@ PRESETS = {
 }
 
 
+def driver_options(
+    preset: str,
+    lane: str | None = None,
+    lane_offset_m: float | None = None,
+    corner_cut_m2: float | None = None,
+) -> dict:
+    """The expert's options (`ExpertDriver`'s) on a track of `preset`: its driver's, with
+    those given (not None) on top."""
+    given = {"lane": lane, "lane_offset_m": lane_offset_m, "corner_cut_m2": corner_cut_m2}
+    return {**get_preset(preset).driver.options(), **{k: v for k, v in given.items() if v is not None}}
+
+
 def get_preset(name: str) -> TrackPreset:
     """The preset called `name`; a clear error listing the others otherwise."""
     try:

@@ -35,9 +35,14 @@ def record_tub(
     seed: int = 0,
     max_seconds: float | None = None,
     progress: bool = True,
+    **driver: Any,
 ) -> dict[str, Any]:
     """Let the expert drive `laps` laps with steering `noise` and write every step to the
-    tub at `out` (created, or appended to). Returns a summary of what was recorded."""
+    tub at `out` (created, or appended to). Returns a summary of what was recorded.
+
+    `driver`: the expert's lane and line (`lane`, `lane_offset_m`, `corner_cut_m2`,
+    `min_lookahead_m`; `sim.presets.DriverStyle.options()` gives a preset's); they, the
+    track's preset and the camera's lens go into the tub's metadata."""
     if laps < 1:
         raise ValueError(f"laps must be >= 1, got {laps}")
     limit_s = 60.0 + laps * sim.track.length / 0.5 if max_seconds is None else max_seconds
@@ -54,7 +59,7 @@ def record_tub(
 
     sim.reset()  # renders the first frame, building the textures before the loop starts
     clock = SteppedClock()
-    expert = ExpertController(sim, noise=noise, seed=seed, clock=clock)
+    expert = ExpertController(sim, noise=noise, seed=seed, clock=clock, **driver)
     car = build_car(
         simulator_config(sim),
         camera=SimCamera(sim, clock),
@@ -76,4 +81,6 @@ def record_tub(
         "interventions": sim.interventions,
         "simulated_s": round(sim.time_s, 2),
         "noise": noise,
+        "preset": sim.track.preset,
+        "lane": expert.expert.driver.lane,
     }

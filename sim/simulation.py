@@ -63,6 +63,7 @@ class Simulation:
         self.vehicle = vehicle
         self.camera = camera
         self.dt = dt
+        self.effects = effects
         self.off_track_limit_m = track.width_m / 2.0 + off_track_margin_m
         self._renderer_options = {"px_per_m": px_per_m, "effects": effects, "seed": seed}
         self._renderer: Renderer | None = None

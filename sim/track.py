@@ -51,6 +51,7 @@ class Track:
     style: TrackStyle = field(default_factory=TrackStyle)
     seed: int | None = None
     name: str = ""
+    preset: str = "mixed"  # the kind of track it was drawn from (sim/presets.py)
 
     def __post_init__(self) -> None:
         points = np.asarray(self.points, dtype=np.float64)
@@ -62,6 +63,7 @@ class Track:
             raise ValueError("track centre line has non-finite points")
         if not self.width_m > 0:
             raise ValueError(f"track width must be positive, got {self.width_m}")
+        get_preset(self.preset)  # a clear error for an unknown kind of track
         self.points = _resample_closed(points, SPACING_M)
         segments = np.roll(self.points, -1, axis=0) - self.points  # (N, 2), i -> i+1
         self._segment_length = np.hypot(segments[:, 0], segments[:, 1])
@@ -102,7 +104,8 @@ class Track:
             points = points[::-1]
         points = _start_on_longest_straight(points)
         name = f"seed {seed}" if preset == "mixed" else f"{preset} seed {seed}"
-        return cls(points, width, TrackStyle.random(rng, kind.look), seed=int(seed), name=name)
+        style = TrackStyle.random(rng, kind.look)
+        return cls(points, width, style, seed=int(seed), name=name, preset=preset)
 
     @classmethod
     def load(cls, path: str | Path) -> Track:
@@ -124,6 +127,7 @@ class Track:
                 style,
                 seed=data.get("seed"),
                 name=data.get("name", path.stem),
+                preset=data.get("preset", "mixed"),
             )
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err}") from err
@@ -135,6 +139,7 @@ class Track:
             "format": TRACK_FORMAT,
             "name": self.name,
             "seed": self.seed,
+            "preset": self.preset,
             "width_m": self.width_m,
             "style": self.style.to_dict(),
             "points": np.round(self.points, 4).tolist(),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from car.tub import Tub
-from experiments.acceptance import SimPlan, real_acceptance, sim_acceptance
+from experiments.acceptance import SimPlan, record_sim, sim_acceptance
+from experiments.real_protocol import VARIANTS, RealPlan, Recipes, real_protocol
 from training.fit import FitConfig
 from training.train import TrainOptions
 
@@ -17,7 +19,9 @@ QUICK = TrainOptions(fit=FitConfig(epochs=1, verbose=0), augment_workers=0)
 
 @pytest.mark.slow
 def test_sim_acceptance_records_trains_and_drives_unseen_tracks(tmp_path: Path) -> None:
-    plan = SimPlan(train_seeds=(1,), train_laps=2, test_seeds=(101, 102), drive_laps=1)
+    plan = SimPlan(
+        train_seeds=(1,), train_laps=2, test_seeds=(101, 102), drive_laps=1, unseen_seeds=2, unseen_laps=1
+    )
     summary = sim_acceptance(tmp_path, ["fast"], QUICK, plan, log=lambda _: None)
 
     tub = Tub(tmp_path / "tubs" / "track1")  # the expert's laps, recorded by sim.record_tub
@@ -31,15 +35,52 @@ def test_sim_acceptance_records_trains_and_drives_unseen_tracks(tmp_path: Path) 
     assert model["passed"] == all(
         d["completed"] and d["interventions"] == 0 for d in model["drives"].values()
     )
+    robust = summary["robustness"]  # the default model on seeds the script picked
+    assert robust["model"] == "fast" and len(robust["seeds"]) == 2 == len(robust["drives"])
+    assert not set(robust["seeds"]) & {1, 101, 102} and robust["seeds"] == plan.picked_seeds()
+    assert robust["passed"] == all(
+        d["completed"] and d["interventions"] == 0 for d in robust["drives"].values()
+    )
+    assert summary["preset"] == "mixed" and summary["driver"]["lane"] == "centre"
     assert "latency" not in summary  # the latency ratio needs all three architectures
     assert json.loads((tmp_path / "acceptance.json").read_text()) == summary
 
 
+def test_sim_acceptance_records_the_preset_with_its_driver_and_the_lane_flags_on_top(tmp_path: Path) -> None:
+    plan = SimPlan(preset="warehouse", lane="left", lane_offset=0.2)
+    (tub_path,) = record_sim(tmp_path, (2,), 1, 0.0, plan.preset, **plan.driver())
+    assert tub_path.name == "warehouse2"
+    meta = Tub(tub_path).metadata
+    assert meta["track_preset"] == "warehouse"
+    driver = meta["controller"]
+    assert (driver["lane"], driver["lane_offset_m"], driver["corner_cut_m2"]) == ("left", 0.2, 0.7)
+
+
 @pytest.mark.slow
-def test_real_acceptance_tests_on_the_untouched_last_block(donkey_tub: Path, tmp_path: Path) -> None:
-    summary = real_acceptance(donkey_tub, tmp_path, QUICK, log=lambda _: None)
-    assert summary["test_frames"] == 200 and summary["split_sizes"]["test"] == 0
-    assert sum(summary["split_sizes"].values()) <= 800  # dev and train come from records 0-799
-    assert summary["ratio"] == pytest.approx(summary["test_steering_mse"] / summary["mean_baseline_mse"])
-    assert summary["passed"] == (summary["ratio"] <= 0.5)
-    assert json.loads((tmp_path / "acceptance_real.json").read_text()) == summary
+def test_real_protocol_holds_out_each_fold_and_scores_the_variants(donkey_tub: Path, tmp_path: Path) -> None:
+    plan = RealPlan(folds=2, few_frames=200, sim_seeds=(1,), sim_laps=1)
+    fixed = replace(QUICK, fit=replace(QUICK.fit, early_stopping=False))  # no dev block: all records train
+    quick = Recipes(real=fixed, sim=QUICK, fine_tune=fixed)
+    result = real_protocol(donkey_tub, tmp_path, quick, plan, log=lambda _: None)
+
+    assert result["folds"] == [[0, 500], [500, 1000]]
+    for variant in VARIANTS:
+        ratios = result[variant]["ratios"]
+        assert len(ratios) == 2 and result[variant]["worst_ratio"] == max(ratios)
+        assert result[variant]["mean_ratio"] == pytest.approx(sum(ratios) / 2, abs=1e-4)
+    for fold, (start, stop) in enumerate(result["folds"]):
+        card = json.loads((tmp_path / "real" / f"fold{fold}" / "model.json").read_text())
+        records = card["training"]["records"]
+        assert set(records) == {"train", "test"}
+        learnt = [r for used in records["train"].values() for r in used["ranges"]]
+        assert all(b <= start - 20 or a >= stop + 20 for a, b in learnt), (
+            "a training record within 1 s of the fold"
+        )
+        tested = [r for used in records["test"].values() for r in used["ranges"]]
+        assert tested == [[start, stop]]
+        few = json.loads((tmp_path / "sim_real200" / f"fold{fold}" / "model.json").read_text())["training"]
+        assert sum(used["records"] for used in few["records"]["train"].values()) == 200
+        assert few["parent"]["bundle"] == str((tmp_path / "sim").resolve())
+    sim = json.loads((tmp_path / "sim" / "model.json").read_text())["training"]["records"]
+    assert all("warehouse" in tub for name in sim for tub in sim[name])  # not one real frame
+    assert json.loads((tmp_path / "acceptance_real.json").read_text())["folds"] == result["folds"]

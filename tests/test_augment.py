@@ -13,8 +13,9 @@ import pytest
 
 import augment
 from augment.config import PROBABILITY_FIELDS, AugmentConfig
-from augment.steering import focal_length_px, steer_per_pixel
+from augment.steering import focal_length_px, steer_per_pixel, steer_per_pixel_for
 from car.channels import CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE
+from car.config import CarConfig
 from car.tub import Tub
 
 NONE = AugmentConfig.preset_named("none")
@@ -227,12 +228,21 @@ def test_flags_pick_a_preset_and_override_single_knobs():
 
 
 def test_steering_constant_matches_exact_pure_pursuit_for_small_shifts():
-    f, b, lookahead, max_deg = focal_length_px(160, 120), 0.26, 0.7, 25.0
+    config = CarConfig()  # the real Donkey car's camera and steering scale
+    f, b, lookahead = focal_length_px(160, config.camera.fov_deg), config.steering.wheelbase_m, 0.7
+    max_deg = config.steering.max_wheel_angle_deg
     per_px = steer_per_pixel(f, b, lookahead, max_deg)
     for dx in (1.0, 4.0, 8.0):
         exact = math.atan(2 * b * math.sin(math.atan(dx / f)) / lookahead) / math.radians(max_deg)
         assert per_px * dx == pytest.approx(exact, rel=0.03)
-    assert pytest.approx(per_px, abs=1e-4) == augment.DEFAULT_STEER_PER_PX
+    assert pytest.approx(per_px, abs=1e-4) == augment.DEFAULT_STEER_PER_PX == 0.0259
+
+
+def test_steering_constant_follows_the_car_config():
+    config = CarConfig()
+    config.camera.fov_deg = 120.0  # the old pinhole simulator camera and a 25-degree car
+    config.steering.max_wheel_angle_deg = 25.0
+    assert steer_per_pixel_for(config) == pytest.approx(0.0369, abs=1e-4)
 
 
 def test_preview_cli_draws_the_grid_of_what_training_sees(tmp_path, donkey_tub):

@@ -119,7 +119,15 @@ def test_drive_sim_and_sim_record_tubs_have_the_same_fields_and_metadata_keys(tm
     assert set(recorded.metadata) == set(driven.metadata)
     assert driven.metadata["simulated"] and driven.metadata["track_seed"] == 2
     assert driven.metadata["camera"] == recorded.metadata["camera"]
-    assert recorded.metadata["controller"] == {"kind": "sim expert", "steering_noise": 0.3, "seed": 0}
+    assert recorded.metadata["controller"] == {
+        "kind": "sim expert",
+        "steering_noise": 0.3,
+        "seed": 0,
+        "lane": "centre",  # the mixed preset's driver
+        "lane_offset_m": 0.0,
+        "corner_cut_m2": 0.0,
+        "min_lookahead_m": 0.45,
+    }
     first = next(driven.records())
     x, y, _ = make_simulation(2).track.pose_at(0.0)
     assert (first[ch.SIM_X], first[ch.SIM_Y], first[ch.SIM_TRACK]) == pytest.approx((x, y, "seed 2"))

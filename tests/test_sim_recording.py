@@ -128,6 +128,46 @@ def test_cli_show_and_drive_the_expert_on_a_saved_track(tmp_path):
     assert result["max_cte"] < 0.1 and result["track"] == "seed 21"
 
 
+def test_cli_records_a_preset_in_its_drivers_lane_and_says_so_in_the_tub(tmp_path):
+    from tubcar.commands.sim import main
+
+    main(
+        [
+            "record",
+            "--track",
+            "2",
+            "--preset",
+            "warehouse",
+            "--laps",
+            "1",
+            "--noise",
+            "0",
+            "--out",
+            str(tmp_path / "wh"),
+        ]
+    )
+    tub = Tub(tmp_path / "wh")
+    meta = tub.metadata
+    assert meta["track_preset"] == "warehouse" and meta["track"] == "warehouse seed 2"
+    assert meta["controller"]["lane"] == "right" and meta["controller"]["corner_cut_m2"] == 0.7
+    assert meta["camera"]["k1"] == pytest.approx(-0.09) and meta["camera"]["k2"] == 0.0
+    assert meta["steering"] == {"wheelbase_m": 0.26, "max_wheel_angle_deg": 20.6}
+    right = np.median([r[channels.SIM_CTE] for r in tub.records()])
+    main(
+        [
+            *("record", "--track", "2", "--preset", "warehouse", "--laps", "1", "--noise", "0"),
+            *("--lane", "left", "--lane-offset", "0.2", "--corner-cut", "0", "--out", str(tmp_path / "left")),
+        ]
+    )
+    left = Tub(tmp_path / "left")
+    assert (
+        left.metadata["controller"]["lane"] == "left" and left.metadata["controller"]["lane_offset_m"] == 0.2
+    )
+    assert right < -0.15 and np.median([r[channels.SIM_CTE] for r in left.records()]) == pytest.approx(
+        0.2, abs=0.03
+    )
+
+
 def test_cli_rejects_a_bad_track_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("not json")

@@ -20,14 +20,14 @@ from car.frames import FrameSpec, normalise, prepare_frame
 from car.pilot import Pilot
 from car.tub import Tub, TubWriter
 from training.augment_workers import AugmentedBatches
-from training.cli import add_arguments, options_from_args
+from training.cli import add_arguments, options_from_args, sources_from_args
 from training.data import RecordFilter, load_frames
 from training.fit import FitConfig
 from training.flags import flag_fields, flag_name
 from training.models import ModelOptions, build_model, default_frame_spec
 from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.split import SplitConfig, split_frames
-from training.train import TrainOptions, train
+from training.train import Sources, TrainOptions, train
 
 INPUTS = [CAMERA_IMAGE, USER_ANGLE, USER_THROTTLE, USER_MODE]
 TYPES = ["image_array", "float", "float", "str"]
@@ -106,12 +106,19 @@ def test_run_writes_bundle_keras_model_report_and_plots(trained):
     report = (out / "report.md").read_text()
     for text in (
         "| train |",
+        "| training-dev |",
         "| dev |",
         "| test |",
         "baseline: train mean on test",
         "Noise floor",
+        "95 % CI",
+        "avoidable bias (train - noise floor)",
+        "variance (training-dev - train)",
+        "data mismatch (dev - training-dev)",
+        "overfitting to dev (test - dev)",
         "verdict",
         "next step",
+        "## Records used",
     ):
         assert text in report
 
@@ -125,7 +132,7 @@ def test_model_json_describes_everything_the_car_needs(trained):
     assert card["training"]["data"]["kept"] == 240
     assert card["training"]["split"]["sizes"]["test"] > 0
     assert card["training"]["augment"]["flip"] == 0.5
-    assert set(card["metrics"]["errors"]) == {"train", "dev", "test"}
+    assert set(card["metrics"]["errors"]) == {"train", "train_dev", "dev", "test"}
     assert card["parity"]["angle"]["max_abs_diff"] >= 0 and "passed" in card["parity"]
     latency = card["latency"]
     assert latency["median_ms"] > 0 and latency["p99_ms"] >= latency["median_ms"]
@@ -148,16 +155,49 @@ def test_exported_model_agrees_with_keras_through_the_car_pilot(trained, tiny_tu
         assert throttle == pytest.approx(np.clip(keras_throttle, -1, 1), abs=0.1)
 
 
+def test_model_json_names_exactly_the_records_of_each_set(trained, tiny_tub):
+    card = json.loads((trained.out / "model.json").read_text())
+    records, sizes = card["training"]["records"], card["training"]["split"]["sizes"]
+    seen: set[int] = set()
+    for name in ("train", "train_dev", "dev", "test"):
+        (tub, used), *others = records[name].items()
+        assert not others and Path(tub) == tiny_tub
+        indexes = {i for start, stop in used["ranges"] for i in range(start, stop)}
+        assert len(indexes) == used["records"] == sizes[name] > 0
+        assert not indexes & seen, f"{name} shares records with another set"
+        seen |= indexes
+    assert len(seen) < 240  # the held-out blocks' gaps are in no set
+
+
+def test_dev_and_test_tubs_are_the_mismatched_data_of_the_diagnosis(tiny_tub, tmp_path):
+    """Training tubs give train and training-dev; --dev-tub/--test-tub give dev and test."""
+    other = write_tub(tmp_path / "other", 120, seed=5)
+    options = TrainOptions(
+        fit=FitConfig(epochs=1, batch_size=32, verbose=0), split=SplitConfig(block_frames=20)
+    )
+    result = train(Sources(tubs=[tiny_tub], dev_tubs=[other]), tmp_path / "run", options, log=lambda _: None)
+    records = result.card.training["records"]
+    assert set(records["train"]) == set(records["train_dev"]) == {str(tiny_tub)}
+    assert set(records["dev"]) == set(records["test"]) == {str(other)}  # halves of the other tub
+    assert result.card.training["dev_test_data"]["kept"] == 120
+    gaps = result.metrics["diagnosis"]["gaps"]
+    mse = {name: result.metrics["errors"][name]["angle"]["mse"] for name in ("train_dev", "dev")}
+    assert gaps["data_mismatch"]["value"] == pytest.approx(mse["dev"] - mse["train_dev"])
+    assert "blocks of the same tubs" not in gaps["data_mismatch"]["verdict"]
+    assert "other tubs than training" in (tmp_path / "run" / "report.md").read_text()
+
+
 def test_report_diagnosis_follows_the_errors(trained):
     metrics = trained.metrics
-    train_mse = metrics["errors"]["train"]["angle"]["mse"]
-    dev_mse = metrics["errors"]["dev"]["angle"]["mse"]
+    mse = {name: metrics["errors"][name]["angle"]["mse"] for name in ("train", "train_dev", "dev", "test")}
     diagnosis = metrics["diagnosis"]
-    assert diagnosis["variance"] == pytest.approx(dev_mse - train_mse)
-    expected = "bigger network" if diagnosis["avoidable_bias"] >= diagnosis["variance"] else "more data"
-    assert expected in diagnosis["next_step"]
-    # the noise floor of a smooth sine label is tiny but measurable
-    assert 0 < metrics["noise_floor"]["angle"] < 0.01
+    gaps = {name: gap["value"] for name, gap in diagnosis["gaps"].items()}
+    assert gaps["variance"] == pytest.approx(mse["train_dev"] - mse["train"])
+    assert gaps["data_mismatch"] == pytest.approx(mse["dev"] - mse["train_dev"])
+    assert gaps["overfitting_to_dev"] == pytest.approx(mse["test"] - mse["dev"])
+    # the noise floor of a smooth sine label is tiny but measurable, with an interval around it
+    floor = metrics["noise_floor"]["angle"]
+    assert 0 < floor["ci_low"] <= floor["mse"] <= floor["ci_high"] < 0.01
 
 
 # -- data -------------------------------------------------------------------------------
@@ -275,6 +315,7 @@ FLAG_CASES = [
     (["--lr-decay", "0.5"], lambda o: o.fit.lr_decay == 0.5),
     (["--lr-final-fraction", "0.5"], lambda o: o.fit.lr_final_fraction == 0.5),
     (["--patience", "1"], lambda o: o.fit.patience == 1),
+    (["--no-early-stopping"], lambda o: not o.fit.early_stopping),
     (["--min-delta", "0.1"], lambda o: o.fit.min_delta == 0.1),
     (["--throttle-weight", "2"], lambda o: o.fit.throttle_weight == 2),
     (["--verbose", "0"], lambda o: o.fit.verbose == 0),
@@ -286,6 +327,9 @@ FLAG_CASES = [
     (["--block-frames", "40"], lambda o: o.split.block_frames == 40),
     (["--split-gap", "0"], lambda o: o.split.gap == 0),
     (["--max-eval-frames", "99"], lambda o: o.split.max_eval_frames == 99),
+    (["--train-dev", "0.2"], lambda o: o.split.train_dev == 0.2),
+    (["--init-from", "models/sim"], lambda o: o.init_from == "models/sim"),  # runs: tests/test_transfer.py
+    (["--init-from", "m", "--freeze-conv"], lambda o: o.freeze_conv),
     (["--modes", "user", "local"], lambda o: o.rules.modes == ("user", "local")),
     (["--min-throttle", "0.2"], lambda o: o.rules.min_throttle == 0.2),
     (["--records", "0:800"], lambda o: o.rules.index_range == (0, 800)),
@@ -353,12 +397,31 @@ def test_every_train_flag_is_covered_above():
         "--out",
         "--no-batch-norm",
         "--filter",
+        "--tub-weight",  # the data's flags: test_source_flags_name_the_tubs_and_their_weights
+        "--dev-tub",
+        "--test-tub",
     }
     flags = {s for action in parser._actions for s in action.option_strings if s.startswith("--")} - {
         "--help",
         "--batch-norm",
+        "--early-stopping",
     }
     assert flags <= covered, f"flags without a test: {sorted(flags - covered)}"
+
+
+def test_source_flags_name_the_tubs_and_their_weights():
+    plain = sources_from_args(parse())
+    assert list(plain.tubs) == ["t"] and plain.tub_weights is None and not plain.mismatched
+    mixed = sources_from_args(
+        parse("--tub", "sim1", "sim2", "--tub-weight", "0.3", "--dev-tub", "real", "--test-tub", "real2")
+    )
+    assert list(mixed.tubs) == ["t", "sim1", "sim2"] and mixed.tub_weights == [1.0, 0.3, 0.3]
+    assert mixed.dev_tubs == ["real"] and mixed.test_tubs == ["real2"] and mixed.mismatched
+    for wrong in (["--tub-weight", "0.5", "--tub-weight", "2"], ["--tub-weight", "0"]):
+        with pytest.raises(SystemExit):
+            parse(*wrong)
+    with pytest.raises(ValueError, match="--init-from"):
+        options_from_args(args := parse("--freeze-conv"), augment.config_from_args(args))
 
 
 def test_flags_default_to_the_configs_and_help_shows_every_default():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,6 +101,7 @@ class Frames:
     throttles: np.ndarray  # (N,) float32
     sessions: np.ndarray  # (N,) str: "<tub path>#<session id>", a continuous recording
     indexes: np.ndarray  # (N,) int64: the record's _index in its tub
+    weights: np.ndarray | None = None  # (N,) float: how much each frame counts in training; None: equally
 
     def __len__(self) -> int:
         return len(self.angles)
@@ -113,7 +114,32 @@ class Frames:
             self.throttles[positions],
             self.sessions[positions],
             self.indexes[positions],
+            None if self.weights is None else self.weights[positions],
         )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Frames]) -> Frames:
+        """One Frames of several, in order (their camera frames must have one size)."""
+        shapes = {part.images.shape[1:] for part in parts}
+        if len(shapes) > 1:
+            raise ValueError(f"cannot train on camera frames of different sizes together: {sorted(shapes)}")
+        weighted = any(part.weights is not None for part in parts)
+        return cls(
+            np.concatenate([part.images for part in parts]),
+            np.concatenate([part.angles for part in parts]),
+            np.concatenate([part.throttles for part in parts]),
+            np.concatenate([part.sessions for part in parts]),
+            np.concatenate([part.indexes for part in parts]),
+            np.concatenate([part.frame_weights() for part in parts]) if weighted else None,
+        )
+
+    def frame_weights(self) -> np.ndarray:
+        """(N,) weights, ones when the frames are not weighted."""
+        return np.ones(len(self)) if self.weights is None else self.weights
+
+    def tubs(self) -> list[str]:
+        """The tubs the frames come from, in order of first appearance."""
+        return list(dict.fromkeys(session.rpartition("#")[0] for session in self.sessions))
 
 
 @dataclass
@@ -131,6 +157,16 @@ class LoadReport:
         return (
             f"{self.kept} frames kept from {len(self.tubs)} tub(s); filtered out: {filtered}; "
             f"deleted: {self.deleted}; bad records skipped: {len(self.bad)}"
+        )
+
+    def merge(self, other: LoadReport) -> LoadReport:
+        """What loading two lots of tubs read, kept and skipped, together."""
+        return LoadReport(
+            tubs=self.tubs + other.tubs,
+            kept=self.kept + other.kept,
+            filtered=self.filtered + other.filtered,
+            deleted=self.deleted + other.deleted,
+            bad=self.bad + other.bad,
         )
 
     def to_dict(self) -> dict:
@@ -217,6 +253,45 @@ def load_frames(
     return frames, report
 
 
+def load_weighted(
+    paths: Sequence[str | os.PathLike],
+    weights: Sequence[float],
+    rules: RecordFilter = RecordFilter(),
+    workers: int = 4,
+    progress: bool = True,
+) -> tuple[Frames, LoadReport]:
+    """`load_frames` of each path (a tub or a folder of tubs), every frame carrying its
+    path's weight: how much it counts in training beside the others (e.g. real tubs 1,
+    simulator tubs 0.3, the recipe's weighted mix of plentiful and scarce data)."""
+    if len(paths) != len(weights):
+        raise ValueError(f"{len(weights)} tub weights for {len(paths)} tub paths: give one per --tub")
+    if any(not weight > 0 for weight in weights):
+        raise ValueError(f"tub weights must be > 0, got {list(weights)}")
+    parts, report = [], LoadReport()
+    for path, weight in zip(paths, weights, strict=True):
+        frames, loaded = load_frames([path], rules, workers, progress)
+        frames.weights = np.full(len(frames), float(weight))
+        parts.append(frames)
+        report = report.merge(loaded)
+    return Frames.concatenate(parts), report
+
+
 def source_size(frames: Frames) -> tuple[int, int]:
     """(width, height) of the camera frames."""
     return int(frames.images.shape[2]), int(frames.images.shape[1])
+
+
+def records_used(frames: Frames) -> dict[str, dict]:
+    """Exactly which records these frames are, per tub: how many, and the runs of
+    consecutive `_index` as [start, stop) ranges (model.json: what trained, tuned and tested)."""
+    tubs = np.array([session.rpartition("#")[0] for session in frames.sessions])
+    used = {}
+    for tub in dict.fromkeys(tubs):
+        indexes = np.sort(frames.indexes[tubs == tub])
+        breaks = np.flatnonzero(np.diff(indexes) != 1) + 1
+        runs = np.split(indexes, breaks)
+        used[str(tub)] = {
+            "records": len(indexes),
+            "ranges": [[int(run[0]), int(run[-1]) + 1] for run in runs],
+        }
+    return used

@@ -1,11 +1,16 @@
 """Optimisation: Adam with a learning-rate schedule, early stopping on dev loss, checkpoints.
 
+Without early stopping (`--no-early-stopping`) every epoch runs and the last epoch's
+weights are kept: a fixed schedule needs no dev frames to pick an epoch, so a small tub
+can train on all its frames (the dev set, if any, is only watched).
+
 Every knob is a field of `FitConfig` and a flag of `tubcar train` (training/flags.py
 generates them); the tests check that each one changes what training does.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +45,12 @@ class FitConfig:
     )
     lr_decay: float = flag(0.9, "exponential: lr multiplied by this once per epoch")
     lr_final_fraction: float = flag(0.05, "cosine: the final lr as a fraction of --lr")
+    early_stopping: bool = flag(
+        True,
+        "stop when the dev loss stops improving and keep the best dev epoch; with --no-early-stopping "
+        "every epoch runs and the last one's weights are kept (no dev set needed)",
+        action=argparse.BooleanOptionalAction,
+    )
     patience: int = flag(6, "early stopping: epochs without dev-loss improvement before stopping")
     min_delta: float = flag(0.0, "smallest dev-loss decrease that counts as an improvement")
     throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
@@ -107,32 +118,41 @@ def steps_per_call(most: int, steps_per_epoch: int) -> int:
     return max(d for d in range(1, max(1, min(most, steps_per_epoch)) + 1) if steps_per_epoch % d == 0)
 
 
-def callbacks(config: FitConfig, out: Path) -> list:
+def callbacks(config: FitConfig, out: Path, watch_dev: bool = True) -> list:
     """Early stopping (restoring the best weights), best checkpoint, TensorBoard logs, and
-    with `verbose` 2 a progress bar over the epochs."""
+    with `verbose` 2 a progress bar over the epochs.
+
+    Without early stopping, or without a dev set to watch (`watch_dev`), no early stopping
+    and the checkpoint keeps the epoch of the lowest dev loss, or training loss.
+    """
     import keras
 
     from training.progress import epoch_bar
 
     progress = [epoch_bar(config.epochs)] if config.verbose == 2 else []
-    return [
-        *progress,
+    monitor = "val_loss" if watch_dev else "loss"
+    stopping = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
             patience=config.patience,
             min_delta=config.min_delta,
             restore_best_weights=True,
             verbose=1 if config.verbose else 0,
-        ),
+        )
+    ]
+    return [
+        *progress,
+        *(stopping if config.early_stopping and watch_dev else []),
         keras.callbacks.ModelCheckpoint(
-            out / "checkpoints" / "best.keras", monitor="val_loss", save_best_only=True
+            out / "checkpoints" / "best.keras", monitor=monitor, save_best_only=True
         ),
         keras.callbacks.TensorBoard(log_dir=str(out / "logs"), histogram_freq=0),
     ]
 
 
 def fit(model, train_data, dev_data, steps: int, config: FitConfig, out: Path) -> dict[str, list[float]]:
-    """Train until early stopping or `epochs`; the model ends with its best dev-loss weights.
+    """Train until early stopping or `epochs`; the model ends with its best dev-loss weights,
+    or with its last epoch's without early stopping (`dev_data` may then be None).
 
     NonFiniteLoss at the first batch whose loss is NaN or inf.
     """
@@ -145,7 +165,7 @@ def fit(model, train_data, dev_data, steps: int, config: FitConfig, out: Path) -
         epochs=config.epochs,
         steps_per_epoch=steps,
         shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras cannot shuffle a dataset
-        callbacks=[guard, *callbacks(config, out)],
+        callbacks=[guard, *callbacks(config, out, watch_dev=dev_data is not None)],
         verbose=1 if config.verbose == 1 else 0,  # verbose 2: our bar over the epochs instead
     )
     if guard.error is not None:

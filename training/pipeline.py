@@ -112,28 +112,47 @@ def training_dataset(
     spec: FrameSpec,
     batch_size: int,
     seed: int,
+    weights: np.ndarray | None = None,
 ):
-    """Endless shuffled batches of (normalised images, {angle, throttle}) from prepared frames, for `fit`."""
+    """Endless shuffled batches of (normalised images, {angle, throttle}) from prepared frames, for `fit`;
+    with `weights`, frames drawn in proportion to them (see `draw_plan`)."""
     import tensorflow as tf
 
     count = len(angles)
-    indexes = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
+    if weights is None:
+        indexes = (
+            tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
+        )
+    else:
+        indexes = tf.data.Dataset.from_generator(
+            lambda: (i for _, picks in draw_plan(count, batch_size, seed, weights) for i in picks),
+            output_signature=tf.TensorSpec((), tf.int64),
+        )
     frames, labels = tf.constant(prepared), labels_of(angles, throttles)
     samples = indexes.map(lambda i: (tf.gather(frames, i), {k: tf.gather(v, i) for k, v in labels.items()}))
     return samples.batch(batch_size).map(normalise_batch(spec)).prefetch(tf.data.AUTOTUNE)
 
 
-def draw_plan(count: int, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def draw_plan(
+    count: int, batch_size: int, seed: int, weights: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless (draws, picks) per batch: running sample numbers and frame indexes.
 
-    Every frame once per epoch in a fresh seeded order; a batch may span two epochs.
+    Every frame once per epoch in a fresh seeded order; a batch may span two epochs. With
+    `weights` (one per frame, e.g. real tubs 1, simulator tubs 0.3) frames are drawn with
+    replacement in proportion to them instead: in expectation the loss each frame carries
+    is its weight's share, as a weighted loss would give it.
     """
     rng = np.random.default_rng(seed)
+    chances = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
     order = np.empty(0, np.int64)
     for first_draw in range(0, 2**62, batch_size):
-        while len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(count)])
-        picks, order = order[:batch_size], order[batch_size:]
+        if chances is not None:
+            picks = rng.choice(count, size=batch_size, p=chances)
+        else:
+            while len(order) < batch_size:
+                order = np.concatenate([order, rng.permutation(count)])
+            picks, order = order[:batch_size], order[batch_size:]
         yield np.arange(first_draw, first_draw + batch_size, dtype=np.uint64), picks
 
 
@@ -141,7 +160,12 @@ BATCHES_PER_ELEMENT = 4  # batches the generator hands to tf.data at once (see a
 
 
 def augmented_dataset(
-    source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, pipeline: tuple[int, int] = (0, 1)
+    source: AugmentedBatches,
+    spec: FrameSpec,
+    batch_size: int,
+    seed: int,
+    pipeline: tuple[int, int] = (0, 1),
+    weights: np.ndarray | None = None,
 ):
     """Endless augmented batches of (normalised images, {angle, throttle}) for `fit`.
 
@@ -167,7 +191,7 @@ def augmented_dataset(
         return entry.reshape(BATCHES_PER_ELEMENT, batch_size)[:, rows].ravel()
 
     def plan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for draws, picks in draw_plan(source.count, batch_size * BATCHES_PER_ELEMENT, seed):
+        for draws, picks in draw_plan(source.count, batch_size * BATCHES_PER_ELEMENT, seed, weights):
             yield mine(draws), mine(picks)
 
     signature = (
@@ -185,7 +209,12 @@ def augmented_dataset(
 
 
 def worker_augmented_dataset(
-    source: AugmentedBatches, spec: FrameSpec, batch_size: int, seed: int, context: tf.distribute.InputContext
+    source: AugmentedBatches,
+    spec: FrameSpec,
+    batch_size: int,
+    seed: int,
+    context: tf.distribute.InputContext,
+    weights: np.ndarray | None = None,
 ):
     """This worker's augmented batches, for `strategy.distribute_datasets_from_function`.
 
@@ -193,7 +222,7 @@ def worker_augmented_dataset(
     and the per-replica batch size for this worker's local replicas.
     """
     share = augmented_dataset(
-        source, spec, batch_size, seed, (context.input_pipeline_id, context.num_input_pipelines)
+        source, spec, batch_size, seed, (context.input_pipeline_id, context.num_input_pipelines), weights
     )
     return share.rebatch(context.get_per_replica_batch_size(batch_size))
 
@@ -224,17 +253,21 @@ def training_input(
     the camera `frames` augmented and prepared by `augment_workers` processes (stopped
     when the block ends); `per_worker` (multi-worker runs) gives instead a function of
     tf.distribute's InputContext, so that each worker augments only its share of a batch.
+    Weighted frames (`frames.weights`) are drawn in proportion to their weights.
     """
+    weights = frames.weights
     if augmenter is None:
-        yield training_dataset(prepared, frames.angles, frames.throttles, spec, fit.batch_size, fit.seed)
+        yield training_dataset(
+            prepared, frames.angles, frames.throttles, spec, fit.batch_size, fit.seed, weights
+        )
         return
     with AugmentedBatches(
         frames.images, frames.angles, frames.throttles, augmenter, spec, augment_workers
     ) as batches:
         if per_worker:
-            yield partial(worker_augmented_dataset, batches, spec, fit.batch_size, fit.seed)
+            yield partial(worker_augmented_dataset, batches, spec, fit.batch_size, fit.seed, weights=weights)
         else:
-            yield augmented_dataset(batches, spec, fit.batch_size, fit.seed)
+            yield augmented_dataset(batches, spec, fit.batch_size, fit.seed, weights=weights)
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:

@@ -78,6 +78,8 @@ def run_entry(
         "quantization": card.quantization,
         "input": card.input.to_dict(),
         "data": _jsonable(card.training.get("data", card.training.get("tubs", {}))),
+        "records": _jsonable(card.training.get("records", {})),  # which records trained, tuned, tested it
+        "parent": _jsonable(card.training.get("parent")),  # the model it was fine-tuned from, if any
         "training": _jsonable(card.training),
         "flags": _jsonable(dict(flags or {})),
         "metrics": _jsonable(card.metrics),

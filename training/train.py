@@ -32,7 +32,15 @@ import numpy as np
 
 from car.bundle import ModelCard
 from car.frames import FrameSpec
-from training.data import Frames, LoadReport, RecordFilter, load_frames, source_size
+from training.data import (
+    Frames,
+    LoadReport,
+    RecordFilter,
+    load_frames,
+    load_weighted,
+    records_used,
+    source_size,
+)
 from training.distribute import CHOICES as DISTRIBUTE_CHOICES
 from training.distribute import fit_multiworker, is_chief, output_dir, strategy_from_flag
 from training.export import QUANTIZATIONS, export_bundle
@@ -54,13 +62,12 @@ from training.report import (
     diagnose,
     errors,
     markdown,
-    noise_floor,
+    noise_floor_interval,
     plot_learning_curves,
     plot_predictions,
 )
-from training.split import Split, SplitConfig, split_frames
-
-KERAS_FILE = "model.keras"
+from training.split import Split, SplitConfig, split_frames, split_mismatched
+from training.transfer import KERAS_FILE, freeze_convolutions, load_parent_weights, parent_record
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,20 @@ class TrainOptions:
         "mirrored: every local GPU; multiworker: several machines, each with its TF_CONFIG",
         choices=DISTRIBUTE_CHOICES,
     )
+    init_from: str | None = flag(
+        None,
+        "fine-tune: start from the weights of this bundle folder (its model.keras) or .keras file",
+        metavar="BUNDLE_OR_KERAS",
+    )
+    freeze_conv: bool = flag(
+        False,
+        "with --init-from: train only the dense layers, the convolutions stay the parent's",
+        action="store_true",
+    )
+
+    def __post_init__(self) -> None:
+        if self.freeze_conv and not self.init_from:
+            raise ValueError("--freeze-conv keeps a parent's convolutions: give the parent with --init-from")
 
     @property
     def augments(self) -> bool:
@@ -118,14 +139,31 @@ class Run:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataSets:
-    """The run's frames split into train/dev/test, each also prepared as the model's input."""
+class Sources:
+    """Where the frames come from: the training tubs (with their weights) and, for the
+    recipe's mismatched data, the dev and test tubs."""
 
-    frames: Frames  # every kept frame (the noise floor is measured on all of them)
-    load_report: LoadReport
+    tubs: Sequence[str | Path] = ()
+    tub_weights: Sequence[float] | None = None  # one per path of `tubs`; None: all count alike
+    dev_tubs: Sequence[str | Path] = ()
+    test_tubs: Sequence[str | Path] = ()
+
+    @property
+    def mismatched(self) -> bool:
+        return bool(self.dev_tubs or self.test_tubs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSets:
+    """The run's frames split into train/training-dev/dev/test, each also prepared as the model's input."""
+
+    frames: Frames  # every kept frame: the training tubs' first, then any dev/test tubs'
+    training_frames: int  # how many of them come from the training tubs (the noise floor's)
+    load_report: LoadReport  # the training tubs'
+    target_report: LoadReport | None  # the dev/test tubs', when they are other tubs
     split: Split
     spec: FrameSpec
-    sets: dict[str, Frames]  # "train", "dev" and, when it is not empty, "test"
+    sets: dict[str, Frames]  # "train", "dev" and those of "train_dev", "test" that are not empty
     prepared: dict[str, np.ndarray]  # the same sets as model frames, (N, H, W, C) uint8
 
 
@@ -147,7 +185,7 @@ class Evaluation:
 
 
 def train(
-    tubs: Sequence[str | Path] | None,
+    tubs: Sequence[str | Path] | Sources | None,
     out: str | Path,
     options: TrainOptions = TrainOptions(),
     *,
@@ -155,10 +193,13 @@ def train(
     split: Split | None = None,
     log=print,
 ) -> TrainResult:
-    """Train, report and export one model; `frames`/`split` may be given to skip loading/splitting."""
+    """Train, report and export one model; `frames`/`split` may be given to skip loading/splitting.
+
+    `tubs`: the training tubs, or `Sources` (weighted tubs, other tubs for dev/test).
+    """
     run = start_run(out, options)
-    all_frames, load_report = load_data(tubs or [], options, given=frames, log=log)
-    data = split_data(all_frames, load_report, options, split, log)
+    sources = tubs if isinstance(tubs, Sources) else Sources(tubs=tubs or ())
+    data = split_data(sources, options, frames, split, log)
     fitted = fit_model(data, options, run, log)
     if not is_chief():
         log(f"worker done: its copy of the model is in {run.out}; the chief evaluates and exports")
@@ -186,37 +227,72 @@ def start_run(out: str | Path, options: TrainOptions) -> Run:
 def load_data(
     tubs: Sequence[str | Path],
     options: TrainOptions,
-    given: tuple[Frames, LoadReport] | None = None,
+    weights: Sequence[float] | None = None,
     log=print,
+    what: str = "data",
 ) -> tuple[Frames, LoadReport]:
-    """Every record the filter keeps, decoded into memory (or the frames `given`); says what was kept."""
-    frames, report = given or load_frames(
-        tubs, options.rules, options.workers, progress=options.fit.verbose > 0
-    )
-    log(f"data: {report.summary()}")
+    """Every record the filter keeps, decoded into memory, weighted by tub; says what was kept."""
+    progress = options.fit.verbose > 0
+    if weights is None:
+        frames, report = load_frames(tubs, options.rules, options.workers, progress=progress)
+    else:
+        frames, report = load_weighted(tubs, weights, options.rules, options.workers, progress=progress)
+    log(f"{what}: {report.summary()}")
     for line in report.bad[:5]:
         log(f"  skipped: {line}")
     return frames, report
 
 
 def split_data(
-    frames: Frames, load_report: LoadReport, options: TrainOptions, split: Split | None, log=print
+    sources: Sources,
+    options: TrainOptions,
+    given: tuple[Frames, LoadReport] | None = None,
+    split: Split | None = None,
+    log=print,
 ) -> DataSets:
-    """Split the frames (unless `split` is given) and prepare each set for the model's input."""
+    """Load (unless `given`), split (unless `split` is given) and prepare each set for the model.
+
+    With dev/test tubs the training tubs give train and training-dev, the others dev and test.
+    """
+    frames, load_report = given or load_data(sources.tubs, options, sources.tub_weights, log)
+    training_frames, target_report = len(frames), None
+    if sources.mismatched and split is None:
+        dev, dev_report = _load_target(sources.dev_tubs, options, log, "dev tubs")
+        test, test_report = _load_target(sources.test_tubs, options, log, "test tubs")
+        target = Frames.concatenate([part for part in (dev, test) if part is not None])
+        target_report = (dev_report or LoadReport()).merge(test_report or LoadReport())
+        dev_count = len(dev) if dev is not None and test is not None else None
+        split = split_mismatched(frames.sessions, target.sessions, options.split, dev_count)
+        frames = Frames.concatenate([frames, target])
     split = split or split_frames(frames.sessions, options.split)
     log(f"split by {options.split.unit}s of {options.split.block_frames} frames: {split.sizes()}")
-    if not len(split.dev):
-        raise ValueError("the dev set is empty: early stopping and the report need one (check --split)")
+    if not len(split.dev) and options.fit.early_stopping:
+        raise ValueError(
+            "the dev set is empty: early stopping needs one (check --split, or --no-early-stopping)"
+        )
     spec = frame_spec(frames, options)
     sets = {name: frames.take(getattr(split, name)) for name in SETS if len(getattr(split, name))}
     return DataSets(
         frames=frames,
+        training_frames=training_frames,
         load_report=load_report,
+        target_report=target_report,
         split=split,
         spec=spec,
         sets=sets,
         prepared={name: prepare_all(subset.images, spec) for name, subset in sets.items()},
     )
+
+
+def _load_target(
+    tubs: Sequence[str | Path], options: TrainOptions, log, what: str
+) -> tuple[Frames | None, LoadReport | None]:
+    """The dev or test tubs' frames (unweighted: they are scored, not trained on), if any."""
+    if not tubs:
+        return None, None
+    frames, report = load_data(tubs, options, log=log, what=what)
+    frames.weights = None
+    return frames, report
 
 
 def frame_spec(frames: Frames, options: TrainOptions) -> FrameSpec:
@@ -227,15 +303,26 @@ def frame_spec(frames: Frames, options: TrainOptions) -> FrameSpec:
 
 def fit_model(data: DataSets, options: TrainOptions, run: Run, log=print) -> Fitted:
     """Build the model (output biases at the training means), fit it, save model.keras."""
-    train_set, dev_set, spec = data.sets["train"], data.sets["dev"], data.spec
-    dev_data = evaluation_dataset(data.prepared["dev"], dev_set.angles, dev_set.throttles, spec)
+    train_set, spec = data.sets["train"], data.spec
+    dev_set = data.sets.get("dev")
+    dev_data = (
+        None
+        if dev_set is None
+        else evaluation_dataset(data.prepared["dev"], dev_set.angles, dev_set.throttles, spec)
+    )
     steps = steps_per_epoch(len(train_set), options.fit.batch_size)
 
     def build():
         model = build_model(options.architecture, spec.input_shape, options.model)
-        set_output_bias(
-            model, {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())}
-        )
+        if options.init_from:  # fine-tuning: the parent's weights, its output layers included
+            load_parent_weights(model, options.init_from)
+            if options.freeze_conv:
+                log(f"froze {freeze_convolutions(model)} convolutional layers of the parent")
+        else:
+            set_output_bias(
+                model,
+                {"angle": float(train_set.angles.mean()), "throttle": float(train_set.throttles.mean())},
+            )
         return model
 
     augmentation = f"on ({options.augment_workers} worker processes)" if options.augments else "off"
@@ -291,29 +378,64 @@ def fit_with_strategy(
 
 
 def evaluate(fitted: Fitted, data: DataSets, options: TrainOptions) -> Evaluation:
-    """Errors on each set, the train-mean baseline, the noise floor, the diagnosis, a summary."""
+    """Errors on each set, the train-mean baseline, the noise floor, the four-gap diagnosis, a summary."""
     predictions = {
         name: predict(fitted.model, prepared, data.spec) for name, prepared in data.prepared.items()
     }
     truth = {name: labels(frames) for name, frames in data.sets.items()}
     errs = {name: errors(truth[name], predictions[name]) for name in data.sets}
-    floor = {name: noise_floor(getattr(data.frames, f"{name}s"), data.frames.sessions) for name in OUTPUTS}
+    training = data.frames.take(np.arange(data.training_frames))
+    floor = {name: noise_floor_interval(getattr(training, f"{name}s"), training.sessions) for name in OUTPUTS}
     history = fitted.history
-    best_epoch = int(np.argmin(history["val_loss"])) + 1
-    metrics = {
+    kept = _kept_epoch(history, options)
+    mismatched = data.training_frames < len(data.frames)
+    metrics: dict[str, Any] = {
         "errors": errs,
         "baseline": {name: baseline_errors(truth["train"], truth[name]) for name in data.sets},
         "noise_floor": floor,
-        "diagnosis": diagnose(errs["train"]["angle"]["mse"], errs["dev"]["angle"]["mse"], floor["angle"]),
+        "diagnosis": diagnose(
+            {name: errs[name]["angle"]["mse"] for name in data.sets}, floor["angle"], mismatched
+        ),
         "summary": {
             "architecture": options.architecture,
             "frames": f"{data.split.sizes()} (split by {options.split.unit})",
-            "epochs run": f"{len(history['loss'])} (best dev loss at epoch {best_epoch})",
+            "dev and test": "other tubs than training (mismatched data)"
+            if mismatched
+            else "blocks of the training tubs",
+            "epochs run": f"{len(history['loss'])} ({kept})",
             "training time": f"{fitted.seconds:.0f} s",
             "augmentation": "on" if options.augments else "off",
         },
     }
+    if mismatched:
+        target = data.frames.take(np.arange(data.training_frames, len(data.frames)))
+        metrics["noise_floor_dev"] = {
+            name: noise_floor_interval(getattr(target, f"{name}s"), target.sessions) for name in OUTPUTS
+        }
+    if data.sets["train"].weights is not None:
+        weights = dict(zip(data.frames.tubs(), _tub_weights(data.frames)))
+        metrics["summary"]["tub weights"] = ", ".join(f"{tub}: {w:g}" for tub, w in weights.items())
+    if options.init_from:
+        frozen = " (convolutions frozen)" if options.freeze_conv else ""
+        metrics["summary"]["initialised from"] = f"{options.init_from}{frozen}"
     return Evaluation(metrics=metrics, predictions=predictions)
+
+
+def _kept_epoch(history: dict[str, list[float]], options: TrainOptions) -> str:
+    """Which epoch's weights the model kept, in words."""
+    best = (
+        f"best dev loss at epoch {int(np.argmin(history['val_loss'])) + 1}" if history.get("val_loss") else ""
+    )
+    if options.fit.early_stopping and best:
+        return best
+    return "no early stopping: the last epoch kept" + (f"; {best}" if best else "")
+
+
+def _tub_weights(frames: Frames) -> list[float]:
+    """Each tub's weight, in the order of `frames.tubs()`."""
+    tubs = np.array([session.rpartition("#")[0] for session in frames.sessions])
+    weights = frames.frame_weights()
+    return [float(weights[np.flatnonzero(tubs == tub)[0]]) for tub in frames.tubs()]
 
 
 def predict(model, prepared: np.ndarray, spec: FrameSpec) -> dict[str, np.ndarray]:
@@ -332,31 +454,48 @@ def write_report(
     evaluation: Evaluation, fitted: Fitted, data: DataSets, options: TrainOptions, out: Path, log=print
 ) -> str:
     """Plots, report.md and metrics.json; returns the report's Markdown."""
-    plot_learning_curves(fitted.history, out / "learning_curves.png")
+    metrics = evaluation.metrics
+    floor = metrics["noise_floor"]["angle"]
+    watched = next(name for name in ("dev", "test", "train") if name in data.sets)
+    plot_learning_curves(
+        fitted.history,
+        out / "learning_curves.png",
+        {
+            "noise floor": floor["mse"] if floor else None,
+            f"predict the train mean ({watched})": metrics["baseline"][watched]["angle"]["mse"],
+        },
+    )
     if "test" in data.sets:
         plot_predictions(
             data.sets["test"].angles, evaluation.predictions["test"]["angle"], out / "test_predictions.png"
         )
-    text = markdown(evaluation.metrics, f"Training report: {options.architecture}")
+    text = markdown(metrics, f"Training report: {options.architecture}", records_by_set(data))
     (out / "report.md").write_text(text)
-    (out / "metrics.json").write_text(json.dumps(evaluation.metrics, indent=2))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log(text)
     return text
+
+
+def records_by_set(data: DataSets) -> dict[str, dict]:
+    """Which records of which tubs trained (train), tuned (training-dev, dev) and tested the model."""
+    return {name: records_used(frames) for name, frames in data.sets.items()}
 
 
 def export_model(
     fitted: Fitted, data: DataSets, evaluation: Evaluation, options: TrainOptions, out: Path, log=print
 ) -> ModelCard:
-    """pilot.tflite + model.json: int8 calibrated on training frames (augmented), parity on dev frames."""
+    """pilot.tflite + model.json: int8 calibrated on training frames (augmented), parity on
+    held-out frames (dev; without a dev set, training-dev, then test)."""
     representative = representative_frames(data.sets["train"], data.spec, augmenter=build_augmenter(options))
     metrics = {key: evaluation.metrics[key] for key in ("errors", "baseline", "noise_floor", "diagnosis")}
+    held_out = next(name for name in ("dev", "train_dev", "test", "train") if name in data.prepared)
     return export_bundle(
         fitted.model,
         data.spec,
         out,
         architecture=options.architecture,
         representative=representative,
-        parity_inputs=data.prepared["dev"],
+        parity_inputs=data.prepared[held_out],
         quantization=options.quantization,
         training=training_record(data, fitted, options),
         metrics=metrics,
@@ -367,9 +506,11 @@ def export_model(
 
 
 def training_record(data: DataSets, fitted: Fitted, options: TrainOptions) -> dict:
-    """model.json's `training` entry: the data, the split, every setting, the run."""
-    return {
+    """model.json's `training` entry: the data, exactly which records each set holds, the
+    split, every setting, the parent model, the run."""
+    record = {
         "data": data.load_report.to_dict(),
+        "records": records_by_set(data),
         "split": {**asdict(options.split), "sizes": data.split.sizes()},
         "filter": asdict(options.rules),
         "model": asdict(options.model),
@@ -377,6 +518,13 @@ def training_record(data: DataSets, fitted: Fitted, options: TrainOptions) -> di
         "augment": options.augment.to_dict() if options.augment is not None else None,
         "distribute": options.distribute,
         "epochs_run": len(fitted.history["loss"]),
-        "best_dev_loss": float(min(fitted.history["val_loss"])),
+        "best_dev_loss": float(min(fitted.history["val_loss"])) if fitted.history.get("val_loss") else None,
         "seconds": round(fitted.seconds, 1),
     }
+    if data.target_report is not None:
+        record["dev_test_data"] = data.target_report.to_dict()
+    if data.sets["train"].weights is not None:
+        record["tub_weights"] = dict(zip(data.frames.tubs(), _tub_weights(data.frames)))
+    if options.init_from:
+        record["parent"] = {**parent_record(options.init_from), "froze_convolutions": options.freeze_conv}
+    return record

@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int | None:
     parser.add_argument("--sim", action="store_true", help="drive the simulator instead of the hardware")
     parser.add_argument("--track", type=int, default=1, help="simulator track seed (with --sim)")
     parser.add_argument(
+        "--preset",
+        default="mixed",
+        choices=("mixed", "warehouse"),
+        help="kind of simulated track (with --sim)",
+    )
+    parser.add_argument(
         "--host", help="web controller address (overrides the config; 127.0.0.1 = this machine only)"
     )
     parser.add_argument("--port", type=int, help="web controller port (overrides the config; 0 = any free)")
@@ -78,7 +84,14 @@ def main(argv: list[str] | None = None) -> int | None:
             from sim.parts import make_simulation
 
             camera = config.camera
-            simulation = make_simulation(args.track, config.loop.rate_hz, camera.width, camera.height)
+            simulation = make_simulation(
+                args.track,
+                config.loop.rate_hz,
+                camera.width,
+                camera.height,
+                preset=args.preset,
+                config=config,
+            )
             car = simulated_car(config, simulation, model_dir=args.model)
         else:
             from car.vehicle import build_car

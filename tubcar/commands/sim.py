@@ -1,12 +1,17 @@
 """The built-in simulator: record expert tubs, score a model closed-loop, draw a track.
 
   tubcar sim record --track 3 --laps 2 --out data/sim3 [--noise 0.3]
+  tubcar sim record --track 3 --preset warehouse --out data/wh3      # the real track's kind, right lane
   tubcar sim drive  --model models/pilot --track 11 --laps 5 [--json] [--video drive.mp4]
-  tubcar sim drive  --model expert --track 11 --laps 2
+  tubcar sim drive  --model expert --track 11 --laps 2 [--lane right --lane-offset 0.3 --corner-cut 0.7]
   tubcar sim show   --track 3 --out track3.png [--save track3.json]
-  tubcar sim compare --tub ../shared/data/tub --track 0 --out real_vs_sim.png
+  tubcar sim compare --tub ../shared/data/tub --preset warehouse --track 2 --out real_vs_sim.png
 
-A track is an integer seed or a track file (JSON, see `Track.save`).
+A track is an integer seed (drawn from `--preset`'s ranges: mixed or warehouse) or a track
+file (JSON, see `Track.save`). The expert drives the preset's lane and line unless
+`--lane/--lane-offset/--corner-cut` say otherwise; the camera effects are the preset's
+unless `--pixel-noise/--blur/--exposure` say otherwise. Camera mounting, lens and steering
+scale come from the car config (`--config`; default: the real Donkey car's).
 """
 
 from __future__ import annotations
@@ -15,46 +20,104 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm import tqdm
 
+from car.config import ConfigError, load_config
 from car.contracts import FramePolicy
 from evaluation.scoring import score
-from sim import ImageEffects, Observation, Simulation, Track, record_tub
+from sim import CameraModel, ImageEffects, Observation, Simulation, Track, VehicleModel, presets, record_tub
+from sim.expert import LANES
 from sim.parts import ExpertPilot
+from sim.presets import PRESETS, get_preset
 from training.registry import DEFAULT_INDEX, append_score
 from tubcar.errors import command_parser
 
 
-def track_argument(value: str) -> Track:
-    """An integer seed, or the path of a track file."""
-    if value.isdigit():
-        return Track.from_seed(int(value))
+def fail(message: str) -> NoReturn:
+    """A usage error: the message on stderr, exit status 2 (as argparse's own)."""
+    print(f"tubcar sim: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def track_of(args: argparse.Namespace) -> Track:
+    """`--track`: an integer seed of `--preset`, or the path of a track file."""
+    if args.track.isdigit():
+        return Track.from_seed(int(args.track), args.preset)
     try:
-        return Track.load(value)
+        return Track.load(args.track)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
+        fail(str(err))
+
+
+def add_world_arguments(parser: argparse.ArgumentParser, track_default: str | None = None) -> None:
+    """The track, its kind, the car config and the expert's lane (flags shared by the commands)."""
+    parser.add_argument(
+        "--track", required=track_default is None, default=track_default, help="seed or track file"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="mixed",
+        help="kind of track a seed draws (default: mixed)",
+    )
+    parser.add_argument(
+        "--config", type=Path, help="car TOML: camera mounting, lens, steering scale (default: the defaults)"
+    )
+    driver = parser.add_argument_group("the expert's line (default: the preset's driver)")
+    driver.add_argument(
+        "--lane", choices=LANES, help="centre straddles the yellow line; right/left keep a lane"
+    )
+    driver.add_argument(
+        "--lane-offset", type=float, metavar="M", help="lane middle from the yellow line (default: road / 4)"
+    )
+    driver.add_argument(
+        "--corner-cut", type=float, metavar="M2", help="m towards the inside per 1/m of curve"
+    )
 
 
 def add_camera_effects(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("camera imperfections")
-    group.add_argument("--pixel-noise", type=float, default=0.0, help="std of per-pixel noise, 0-255 scale")
-    group.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma, pixels")
-    group.add_argument("--exposure", type=float, default=0.0, help="std of the drifting exposure gain")
+    group = parser.add_argument_group("camera imperfections (default: the preset's)")
+    group.add_argument("--pixel-noise", type=float, help="std of per-pixel noise, 0-255 scale")
+    group.add_argument("--blur", type=float, help="Gaussian blur sigma, pixels")
+    group.add_argument("--exposure", type=float, help="std of the drifting exposure gain")
+
+
+def driver_options(args: argparse.Namespace) -> dict:
+    """The expert's options: the preset's driver, with the flags given on top."""
+    return presets.driver_options(args.preset, args.lane, args.lane_offset, args.corner_cut)
 
 
 def make_simulation(args: argparse.Namespace) -> Simulation:
-    effects = ImageEffects(noise=args.pixel_noise, blur=args.blur, exposure=args.exposure)
-    return Simulation(args.track, effects=effects, seed=args.seed)
+    """The simulation the flags describe: track, preset effects, the car config's camera and steering."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        fail(str(err))
+    preset = get_preset(args.preset).effects
+    effects = ImageEffects(
+        noise=preset.noise if args.pixel_noise is None else args.pixel_noise,
+        blur=preset.blur if args.blur is None else args.blur,
+        exposure=preset.exposure if args.exposure is None else args.exposure,
+    )
+    return Simulation(
+        track_of(args),
+        VehicleModel.from_config(config.steering),
+        CameraModel.from_config(config.camera),
+        effects=effects,
+        seed=args.seed,
+    )
 
 
 def record(args: argparse.Namespace) -> None:
     sim = make_simulation(args)
-    summary = record_tub(sim, args.out, laps=args.laps, noise=args.noise, seed=args.seed)
+    driver = driver_options(args)
+    summary = record_tub(sim, args.out, laps=args.laps, noise=args.noise, seed=args.seed, **driver)
     print(
         f"recorded {summary['records']} records, {summary['laps']} laps of {summary['track']} "
-        f"({sim.track.length:.1f} m) with steering noise {args.noise} into {args.out}; "
-        f"interventions {summary['interventions']}"
+        f"({sim.track.length:.1f} m) in the {driver['lane']} lane with steering noise {args.noise} "
+        f"into {args.out}; interventions {summary['interventions']}"
     )
 
 
@@ -62,7 +125,7 @@ def drive(args: argparse.Namespace) -> None:
     sim = make_simulation(args)
     pilot: FramePolicy
     if args.model == "expert":
-        pilot = ExpertPilot(sim)
+        pilot = ExpertPilot(sim, **driver_options(args))
     else:
         from car.pilot import Pilot  # loads the TFLite runtime only when a model drives
 
@@ -105,7 +168,7 @@ def drive(args: argparse.Namespace) -> None:
 def show(args: argparse.Namespace) -> None:
     from sim.pictures import save_track_picture
 
-    track = args.track
+    track = track_of(args)
     out = save_track_picture(track, args.out)
     print(f"drew {track.name} ({track.length:.1f} m, width {track.width_m:.2f} m) to {out}")
     if args.save:
@@ -126,8 +189,11 @@ def compare(args: argparse.Namespace) -> None:
         print(f"skipped {problem}")
     if not real:
         raise SystemExit(f"{args.tub}: none of the picked frames decodes")
-    out = save_camera_comparison(real, args.track, args.out)
-    print(f"compared {len(real)} frames of {args.tub} with {args.track.name} in {out}")
+    sim = make_simulation(args)
+    out = save_camera_comparison(
+        real, sim.track, args.out, driver=driver_options(args), effects=sim.effects, camera=sim.camera
+    )
+    print(f"compared {len(real)} frames of {args.tub} with {sim.track.name} in {out}")
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -135,7 +201,7 @@ def main(argv: list[str] | None = None) -> int | None:
     commands = parser.add_subparsers(dest="command", required=True)
 
     rec = commands.add_parser("record", help="let the expert drive and record a tub")
-    rec.add_argument("--track", type=track_argument, required=True, help="seed or track file")
+    add_world_arguments(rec)
     rec.add_argument("--laps", type=int, default=2)
     rec.add_argument("--out", type=Path, required=True, help="tub folder (created or appended to)")
     rec.add_argument("--noise", type=float, default=0.3, help="expert steering noise (std, steering units)")
@@ -145,7 +211,7 @@ def main(argv: list[str] | None = None) -> int | None:
 
     drv = commands.add_parser("drive", help="drive a model (or the expert) and score it")
     drv.add_argument("--model", required=True, help="model bundle (folder or .tflite) or 'expert'")
-    drv.add_argument("--track", type=track_argument, required=True, help="seed or track file")
+    add_world_arguments(drv)
     drv.add_argument("--laps", type=int, default=3)
     drv.add_argument("--throttle", type=float, default=None, help="constant throttle instead of the model's")
     drv.add_argument("--time-limit", type=float, default=None, help="simulated seconds before giving up")
@@ -159,14 +225,17 @@ def main(argv: list[str] | None = None) -> int | None:
     drv.set_defaults(run=drive)
 
     shw = commands.add_parser("show", help="draw a track and camera views along it")
-    shw.add_argument("--track", type=track_argument, required=True, help="seed or track file")
+    shw.add_argument("--track", required=True, help="seed or track file")
+    shw.add_argument("--preset", choices=sorted(PRESETS), default="mixed", help="kind of track a seed draws")
     shw.add_argument("--out", type=Path, required=True, help="PNG to write")
     shw.add_argument("--save", type=Path, help="also write the track file (JSON)")
     shw.set_defaults(run=show)
 
     cmp = commands.add_parser("compare", help="real camera frames above simulated ones, as a PNG")
     cmp.add_argument("--tub", type=Path, required=True, help="a real tub")
-    cmp.add_argument("--track", type=track_argument, default="0", help="seed or track file")
+    add_world_arguments(cmp, track_default="0")
+    add_camera_effects(cmp)
+    cmp.add_argument("--seed", type=int, default=0, help="random seed of the camera effects")
     cmp.add_argument("--frames", type=int, default=5, help="frames per row")
     cmp.add_argument("--out", type=Path, required=True, help="PNG to write")
     cmp.set_defaults(run=compare)

@@ -13,7 +13,7 @@ With --distribute multiworker only worker 0 (the chief) exports and registers th
 from pathlib import Path
 
 import augment
-from training.cli import add_arguments, options_from_args
+from training.cli import add_arguments, options_from_args, sources_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
 from training.train import train
@@ -34,12 +34,12 @@ def main(argv: list[str] | None = None) -> int | None:
     args = parser.parse_args(argv)
     options = options_from_args(args, augment.config_from_args(args))
     try:
-        result = train(args.tub, args.out, options)
+        result = train(sources_from_args(args), args.out, options)
     except ValueError as err:  # bad data, a NaN loss, a failed export: said in one line
         hint = "see `tubcar train --help` (--split, --lr, --quantize) and `tubcar tub check`"
         raise UserError(f"{err}, {' '.join(map(str, args.tub))}, {hint}") from None
     if not is_chief():
-        return  # train() said where this worker's copy went; worker 0 exports and registers the run
+        return 0  # train() said where this worker's copy went; worker 0 exports and registers the run
     card = result.card
     errors = result.metrics["errors"]
     held_out = errors.get("test", errors["dev"])["angle"]["mse"]
@@ -53,3 +53,4 @@ def main(argv: list[str] | None = None) -> int | None:
         f"registry: run {entry['run_id']} appended to {args.registry} "
         f"(tubcar models ls --index {args.registry})"
     )
+    return 0
