@@ -65,7 +65,7 @@ class Simulation:
         self.dt = dt
         self.effects = effects
         self.off_track_limit_m = track.width_m / 2.0 + off_track_margin_m
-        self._renderer_options = {"px_per_m": px_per_m, "effects": effects, "seed": seed}
+        self._px_per_m, self._render_seed = px_per_m, seed
         self._renderer: Renderer | None = None
         self._frame: np.ndarray | None = None
         self._frame_state: VehicleState | None = None  # the pose `_frame` shows
@@ -75,7 +75,9 @@ class Simulation:
     def renderer(self) -> Renderer:
         """The camera renderer, built (textures and all, ~1 s) on the first frame asked for."""
         if self._renderer is None:
-            self._renderer = Renderer(self.track, self.camera, **self._renderer_options)
+            self._renderer = Renderer(
+                self.track, self.camera, px_per_m=self._px_per_m, effects=self.effects, seed=self._render_seed
+            )
         return self._renderer
 
     def reset(self, s: float = 0.0, render: bool = True) -> Observation:

@@ -171,7 +171,7 @@ class Track:
             offsets = self._padded[hint % n : hint % n + 2 * half + 1] - (x, y)
             nearest = (hint % n - half + int(np.argmin(np.einsum("ij,ij->i", offsets, offsets)))) % n
         # Project onto the segment after the nearest point, or the one before it.
-        best = None
+        best: tuple[float, int, float, float] | None = None
         for i in (nearest, (nearest - 1) % n):
             px, py = self._point_list[i]
             tx, ty = self._tangent_list[i]
@@ -181,6 +181,7 @@ class Track:
             if best is None or distance2 < best[0]:
                 side = tx * (y - py) - ty * (x - px)  # cross product: + = left
                 best = (distance2, i, along, math.copysign(math.sqrt(distance2), side))
+        assert best is not None  # the loop ran: a track has points
         _, i, along, cte = best
         s = (self._s[i] + along) % self.length
         return TrackPoint(index=nearest, s=float(s), cte=cte, heading=float(self.headings[i]))

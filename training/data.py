@@ -229,7 +229,8 @@ def load_frames(
         decoded = list(
             tqdm(pool.map(_decode, jobs), total=len(jobs), desc="decode", unit="frame", disable=not progress)
         )
-    images, kept = [], []
+    images: list[np.ndarray] = []
+    kept: list[tuple[Tub, dict]] = []
     for (tub, record), image in zip(jobs, decoded, strict=True):
         if isinstance(image, str):
             report.bad.append(image)

@@ -32,6 +32,8 @@ from training.fit import FitConfig
 if TYPE_CHECKING:
     import tensorflow as tf
 
+    from augment.transforms import Augmenter
+
 
 def prepare_all(images: np.ndarray, spec: FrameSpec) -> np.ndarray:
     """(N, h, w, 3) camera frames -> (N, H, W, C) uint8 model frames, by car.frames.prepare_frame.
@@ -51,7 +53,7 @@ REPRESENTATIVE_FRAMES = 500  # int8 calibration frames (the converter's guide: 1
 
 
 def representative_frames(
-    frames: Frames, spec: FrameSpec, count: int = REPRESENTATIVE_FRAMES, augmenter: Callable | None = None
+    frames: Frames, spec: FrameSpec, count: int = REPRESENTATIVE_FRAMES, augmenter: Augmenter | None = None
 ) -> np.ndarray:
     """Prepared uint8 frames for int8 calibration, drawn across the whole training distribution.
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,6 +68,9 @@ from training.report import (
 )
 from training.split import Split, SplitConfig, split_frames, split_mismatched
 from training.transfer import KERAS_FILE, freeze_convolutions, load_parent_weights, parent_record
+
+if TYPE_CHECKING:
+    from augment.transforms import Augmenter
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ def fit_model(data: DataSets, options: TrainOptions, run: Run, log=print) -> Fit
     return Fitted(model=model, history=history, seconds=seconds)
 
 
-def build_augmenter(options: TrainOptions) -> Callable | None:
+def build_augmenter(options: TrainOptions) -> Augmenter | None:
     """The augment package's label-aware augmenter, or None when augmentation is off."""
     if not options.augments:
         return None

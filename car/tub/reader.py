@@ -354,7 +354,7 @@ class Tub:
         return f"Tub({str(self.path)!r}, v{self.version})"
 
 
-def find_tubs(path: str | Path) -> list[Path]:
+def find_tubs(path: str | os.PathLike) -> list[Path]:
     """A tub folder itself, or every tub below a folder of tubs (sorted)."""
     path = Path(path)
     if is_tub(path):
@@ -367,7 +367,7 @@ def find_tubs(path: str | Path) -> list[Path]:
     return found
 
 
-def open_tubs(paths: Iterable[str | Path], label_limit: float | None = LABEL_LIMIT) -> list[Tub]:
+def open_tubs(paths: Iterable[str | os.PathLike], label_limit: float | None = LABEL_LIMIT) -> list[Tub]:
     """Open several tubs (or folders of tubs) to read them as one dataset."""
     tubs = [Tub(found, label_limit) for path in paths for found in find_tubs(path)]
     if not tubs:
