@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from car import channels as ch
 from car.clock import REAL_TIME, Clock
+from car.threaded_server import ThreadedServer
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +215,9 @@ class WebController:
         self.state = ControlState(throttle_cap)
         self._frame: np.ndarray | None = None
         self._frame_id = 0
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._aio_loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._start_error: BaseException | None = None
+        self._server = ThreadedServer(
+            self._make_app, host, port, "web controller", access_log_class=RedactedAccessLog
+        )
 
     # -------------------------------------------------------------- loop part
     tub_fields: tuple[tuple[str, str], ...] = ()
@@ -247,14 +246,8 @@ class WebController:
     # ----------------------------------------------------------------- server
     def start(self, timeout_s: float = 10.0) -> str:
         """Start serving in a background thread; returns the control URL (with the token)."""
-        self._thread = threading.Thread(target=self._serve, name="web-controller", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise RuntimeError(f"web controller did not start within {timeout_s} s")
-        if self._start_error is not None:
-            raise RuntimeError(
-                f"web controller cannot listen on {self.host}:{self.port}: {self._start_error}"
-            ) from self._start_error
+        self._server.start(timeout_s)
+        self.port = self._server.port  # the real port when 0 was asked
         return self.url()
 
     def url(self, host: str | None = None) -> str:
@@ -262,39 +255,15 @@ class WebController:
         return f"http://{shown}:{self.port}/?token={self.token}"
 
     def shutdown(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            return
-        if self._aio_loop is not None and self._stopping is not None:
-            self._aio_loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(timeout=5.0)
+        self._server.stop()
 
-    def _serve(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._aio_loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
+    def _make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/video", self._video)
         app.router.add_static("/static", STATIC_DIR)
-        runner = web.AppRunner(
-            app, handle_signals=False, shutdown_timeout=1.0, access_log_class=RedactedAccessLog
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
-            self.port = runner.addresses[0][1]  # the real port when 0 was asked
-        except OSError as err:
-            self._start_error = err
-            self._ready.set()
-            await runner.cleanup()
-            return
-        self._ready.set()
-        await self._stopping.wait()
-        await runner.cleanup()
+        return app
 
     def _authorised(self, request: web.Request) -> bool:
         """The token from the URL, the header or the cookie (any that matches)."""
@@ -367,7 +336,7 @@ class WebController:
         await response.prepare(request)
         sent_id = -1
         try:
-            while self._stopping is not None and not self._stopping.is_set():
+            while not self._server.stopping:
                 frame, frame_id = self._frame, self._frame_id
                 if frame is not None and frame_id != sent_id:
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
