@@ -387,6 +387,20 @@ def test_steps_per_execution_changes_the_speed_not_what_is_learned():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("frames", [100, 500, 780, 800, 900, 2990, 20_000])
+def test_an_epoch_is_whole_calls_of_at_least_half_the_steps_asked(frames):
+    """A prime number of batches (13 for the real tub's 800 frames) must not fall back to one
+    step a call: the epoch is rounded by at most one batch to whole calls of 4-8 steps."""
+    from training.fit import steps_per_call
+    from training.pipeline import steps_per_epoch
+
+    batches = -(-frames // 64)
+    steps = steps_per_epoch(frames, 64, most_per_call=8)
+    per_call = steps_per_call(8, steps)
+    assert steps % per_call == 0 and abs(steps - batches) <= 1
+    assert per_call >= min(4, batches)
+
+
 def test_every_train_flag_is_covered_above():
     """The --aug-* knobs are proved in tests/test_augment.py (STRENGTH_KNOBS and the p tests),
     --filter in tests/test_record_filter.py."""

@@ -56,7 +56,8 @@ class FitConfig:
     throttle_weight: float = flag(0.5, "loss = angle MSE + throttle_weight * throttle MSE")
     steps_per_execution: int = flag(
         8,
-        "most optimiser steps per call into TensorFlow (a divisor of an epoch's steps); the progress "
+        "most optimiser steps per call into TensorFlow (a divisor of an epoch's steps, the epoch rounded "
+        "to whole calls of at least half as many); the progress "
         "bar and batch callbacks see every Nth step. Per-call overhead slows the small `fast` model",
     )
     seed: int = 0  # weights, shuffling, augmentation; tubcar train's --seed (SplitConfig) sets both

@@ -272,6 +272,19 @@ def training_input(
             yield augmented_dataset(batches, spec, fit.batch_size, fit.seed, weights=weights)
 
 
-def steps_per_epoch(count: int, batch_size: int) -> int:
-    """Batches that show each training frame once per epoch on average."""
-    return max(1, -(-count // batch_size))
+def steps_per_epoch(count: int, batch_size: int, most_per_call: int = 1) -> int:
+    """Batches that show each training frame about once per epoch, rounded to the nearest
+    multiple of a call's steps into TensorFlow (`FitConfig.steps_per_execution`).
+
+    A call never straddles an epoch's end, so an epoch of a prime number of batches (13 for
+    the 800 frames of the real tub) would otherwise run one step a call, the slow way for
+    small models. Calls of `most_per_call / 2` to `most_per_call` steps leave an epoch at
+    most about one batch longer or shorter; epochs are nominal anyway (the data repeats
+    endlessly, shuffled).
+    """
+    batches = max(1, -(-count // batch_size))
+    if batches <= most_per_call:
+        return batches
+    candidates = range(max(1, -(-most_per_call // 2)), most_per_call + 1)
+    rounded = [(max(1, round(batches / size)) * size, size) for size in candidates]
+    return min(rounded, key=lambda steps_size: (abs(steps_size[0] - batches), -steps_size[1]))[0]

@@ -313,7 +313,7 @@ def fit_model(data: DataSets, options: TrainOptions, run: Run, log=print) -> Fit
         if dev_set is None
         else evaluation_dataset(data.prepared["dev"], dev_set.angles, dev_set.throttles, spec)
     )
-    steps = steps_per_epoch(len(train_set), options.fit.batch_size)
+    steps = steps_per_epoch(len(train_set), options.fit.batch_size, options.fit.steps_per_execution)
 
     def build():
         model = build_model(options.architecture, spec.input_shape, options.model)
