@@ -44,6 +44,7 @@ from evaluation.replay import (
     open_loop,
     replay_track,
     road_half_width_m,
+    warp_coverage,
 )
 from evaluation.tags import TAGS_FILE, FrameTags, error_by_tag
 from evaluation.verdict import advice, reference_scores
@@ -226,6 +227,10 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
     bar.close()
     metrics: dict[str, Any] = result.metrics()
     metrics["path_description"] = track.path.describe()
+    metrics["warp_coverage"] = {
+        "offset_m": config.max_offset_m,
+        "real_floor": round(warp_coverage(track, camera, config), 3),
+    }
     metrics["reference"] = reference_scores(track, camera, vehicle, config, rate)
     metrics["advice"] = advice(metrics["autonomy"], metrics["reference"])
     metrics["camera"] = camera.__dict__.copy()
@@ -255,7 +260,19 @@ def print_summary(metrics: dict, closed: bool) -> None:
             f"closed loop over {metrics['records']} records ({metrics['path']} path, "
             f"{metrics['speed']} speed): {metrics['elapsed_s']:.1f} s driven"
         )
-        print(f"  {metrics['path_description']}")
+        for line in metrics["path_description"].splitlines():
+            print(f"  {line}")
+        coverage = metrics["warp_coverage"]
+        rule = (
+            "off the road (the recorded CTE plus the offset)"
+            if metrics["intervention_rule"] == "road edge"
+            else f"more than {coverage['offset_m']} m off the recorded path"
+        )
+        print(
+            f"  the safety driver takes over {rule} or {metrics['max_heading_deg']:.0f} deg off its heading; "
+            f"{coverage['offset_m']} m beside the path the pictures show {100 * coverage['real_floor']:.0f}% "
+            "real floor (the rest is smooth fill)"
+        )
         rows = [("model", metrics)] + [
             (f"{name.replace('_', ' ')} (reference)", figures)
             for name, figures in metrics["reference"].items()
