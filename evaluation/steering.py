@@ -72,7 +72,7 @@ class SteeringResponse:
         # np.interp needs increasing x: the curvatures fall as the command rises.
         return float(np.interp(curvature, self.curvatures[::-1], self.knots[::-1]))
 
-    def servo(self, history: Sequence[float]) -> Servo:
+    def servo(self, history: Sequence[float] | np.ndarray) -> Servo:
         """The car's steering, as it stands after the recorded commands `history` (oldest first)."""
         return Servo(self, history)
 
@@ -109,7 +109,7 @@ class SteeringResponse:
 class Servo:
     """Commands in, curvature out: the delay line and the slew of one `SteeringResponse`."""
 
-    def __init__(self, response: SteeringResponse, history: Sequence[float]) -> None:
+    def __init__(self, response: SteeringResponse, history: Sequence[float] | np.ndarray) -> None:
         self.response = response
         recent = [float(a) for a in history][-(response.delay_steps + 30) :] or [0.0]
         self._acting = float(np.clip(recent[0], -1.0, 1.0))  # the slewed command acting now

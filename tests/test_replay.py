@@ -21,6 +21,7 @@ from evaluation.path import frame_interval_s, recorded_path
 from evaluation.reference import YellowLinePilot
 from evaluation.replay import ClosedLoopConfig, closed_loop, open_loop, usable_records
 from evaluation.steering import FIT_KNOTS
+from evaluation.verdict import advice
 from evaluation.warp import warp_frame, warper
 from sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
 from sim.simulation import OFF_TRACK_MARGIN_M
@@ -231,3 +232,11 @@ def test_closed_loop_on_a_real_tub_takes_its_path_from_the_pictures(donkey_tub: 
     steering = metrics["steering"]
     assert steering["source"] == "fitted on the recorded drive" and steering["r2"] > 0.9
     assert steering["curvatures"][FIT_KNOTS.index(0.5)] < -0.8
+
+
+def test_the_advice_credits_a_model_that_drives_where_the_follower_needs_help() -> None:
+    def reference(straight: float, follower: float) -> dict:
+        return {"straight": {"autonomy": straight}, "lane_follower": {"autonomy": follower}}
+
+    assert advice(1.0, reference(0.0, 0.0)).startswith("The model drives this replay")
+    assert "cannot judge the model" in advice(0.2, reference(0.0, 0.0))  # then the replay is in doubt
