@@ -12,9 +12,10 @@ Closed loop: the model drives a simulated car along the recorded path and sees r
 frames warped to where its own driving put the car (PilotNet's evaluation). A real tub's
 path comes from its pictures (visual odometry on the floor; dead reckoning of the labels
 beside it as a cross-check), and the car steers as the recorded one did (its steering
-response fitted on that path: scale per side, delay, slew; printed with its R^2). Prints autonomy, interventions and lateral offsets beside two
-reference pilots on the same replay (one that never steers, the lane-marking follower)
-and a sentence on what the score means; writes closed_loop.mp4.
+response fitted on that path: scale per side, delay, slew; printed with its R^2). Prints
+autonomy, interventions and lateral offsets beside two reference pilots on the same
+replay (one that never steers, the lane-marking follower) and a sentence on what the
+score means; writes closed_loop.mp4.
 
     tubcar replay --closed-loop --tub data/tub_1 --model models/fast
 
