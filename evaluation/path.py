@@ -15,9 +15,11 @@ With the pictures, the labels' path is rebuilt at the measured speeds and compar
 (`PathCheck`): how far the two disagree per metre driven. The same comparison scores the
 pictures' path against a simulator tub's recorded pose (`tubcar replay-validation`).
 
-The car answers its commands late: the recorded angle leads the turn it causes by a few
-frames (camera latency, servo, the loop). `response_delay` measures it from the path, and
-closed-loop replay delays a pilot's commands by as much, as the car would.
+How the car answered its steering (`evaluation.steering`): with the pictures, fitted on
+the path itself (how far each command turned the car, how late, how gradually), and the
+labels' path is dead-reckoned with that fit; a simulator tub keeps its exact vehicle model,
+late by as many records as `response_delay` measures. Closed-loop replay steers the
+simulated car through the same response, so a pilot's command does what it did on the car.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from car.channels import SIM_CTE, SIM_SPEED, SIM_X, SIM_Y, SIM_YAW, USER_ANGLE, USER_THROTTLE
 from evaluation.odometry import Motion, VisualOdometry, compose
+from evaluation.steering import SteeringResponse, fit_steering
 from sim.camera import CameraModel
 from sim.vehicle import VehicleModel, VehicleState
 
@@ -64,8 +67,8 @@ class RecordedPath:
 
     `cte` (N,): the simulator's cross-track error of each record when the tub has it (and
     the path is its pose); `positions` (N,): the records' positions in the list the path
-    was built from; `angles` (N,): the recorded steering; `delay_steps`: how many records
-    the car's turn lags its steering; `check`: the labels' path against this one (pictures).
+    was built from; `angles` (N,): the recorded steering; `steering`: how the car turned
+    for it; `check`: the labels' path against this one (pictures).
     """
 
     poses: np.ndarray
@@ -75,7 +78,7 @@ class RecordedPath:
     cte: np.ndarray | None = None
     positions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))  # empty: 0..N-1
     angles: np.ndarray = field(default_factory=lambda: np.empty(0))  # empty: all 0
-    delay_steps: int = 0
+    steering: SteeringResponse = field(default_factory=lambda: SteeringResponse.of_vehicle(VehicleModel()))
     check: PathCheck | None = None
     unmeasured_steps: int = 0  # pictures: steps dead-reckoned because no picture measured them
 
@@ -110,7 +113,7 @@ class RecordedPath:
             self.cte[keep] if self.cte is not None else None,
             self.positions[keep],
             self.angles[keep],
-            self.delay_steps,
+            self.steering,
             self.check,
             self.unmeasured_steps,
         )
@@ -149,13 +152,12 @@ class RecordedPath:
         line = f"path from the {self.source}: {self.arc_m[-1]:.1f} m at {speed:.2f} m/s (median)"
         if self.source == "pictures":
             line += f", {self.unmeasured_steps} steps dead-reckoned"
-        line += f"; the car's turn lags its steering by {self.delay_steps} records"
         if self.check is not None:
             line += (
-                f"; dead reckoning from the labels disagrees by {self.check.position_m_per_m:.3f} m "
-                f"and {self.check.heading_deg_per_m:.1f} deg per metre"
+                f"; dead reckoning from the labels with this steering disagrees by "
+                f"{self.check.position_m_per_m:.3f} m and {self.check.heading_deg_per_m:.1f} deg per metre"
             )
-        return line
+        return line + "\n" + self.steering.describe()
 
 
 def frame_interval_s(records: Sequence[dict[str, Any]], rate_hz: float = DEFAULT_RATE_HZ) -> float:
@@ -210,8 +212,9 @@ def recorded_path(
             steps = np.hypot(*np.diff(poses[:, :2], axis=0).T) / dt
             speeds = np.concatenate([steps[:1], steps])
         delay = response_delay(_turns(poses), angles, np.hypot(*np.diff(poses[:, :2], axis=0).T))
+        steering = SteeringResponse.of_vehicle(vehicle, delay)
         return RecordedPath(
-            poses, speeds, dt, "sim pose", _column(records, SIM_CTE), angles=angles, delay_steps=delay
+            poses, speeds, dt, "sim pose", _column(records, SIM_CTE), angles=angles, steering=steering
         )
     if source != "labels" and frames is not None and camera is not None:
         motions = VisualOdometry(camera).measure(frames(), progress)
@@ -222,7 +225,8 @@ def recorded_path(
         raise ValueError("a path from the pictures needs the frames and the camera that took them")
     throttles = np.array([r[USER_THROTTLE] for r in records], dtype=np.float64)
     poses, speeds = dead_reckon(vehicle, angles, dt, throttles=throttles)
-    return RecordedPath(poses, speeds, dt, "labels", angles=angles)
+    steering = SteeringResponse.of_vehicle(vehicle)
+    return RecordedPath(poses, speeds, dt, "labels", angles=angles, steering=steering)
 
 
 def _pictures_path(
@@ -236,11 +240,13 @@ def _pictures_path(
     reliable = np.array([m.reliable for m in motions], dtype=bool)
     distance = np.hypot(measured[:, 0], measured[:, 1])
     moving = reliable & (distance > 0)
-    delay = response_delay(measured[:, 2], angles, distance, moving)
+    steering = fit_steering(measured[:, 2], distance, angles, moving, vehicle) or SteeringResponse.of_vehicle(
+        vehicle, response_delay(measured[:, 2], angles, distance, moving)
+    )
     typical = float(np.median(distance[moving])) if moving.any() else 0.0
     steps = np.where(reliable, distance, typical)  # (N-1,) metres per step
     # The labels' path at the measured speed: the cross-check, and the fallback step by step.
-    labels_poses, _ = dead_reckon(vehicle, angles, dt, step_lengths=steps, delay=delay)
+    labels_poses, _ = dead_reckon(vehicle, angles, dt, step_lengths=steps, steering=steering)
     pose_list = [np.zeros(3)]
     for k, motion in enumerate(measured):
         step = tuple(float(value) for value in motion)
@@ -259,7 +265,7 @@ def _pictures_path(
         dt,
         "pictures",
         angles=angles,
-        delay_steps=delay,
+        steering=steering,
         check=check,
         unmeasured_steps=int((~reliable).sum()),
     )
@@ -272,27 +278,29 @@ def dead_reckon(
     *,
     throttles: np.ndarray | None = None,
     step_lengths: np.ndarray | None = None,
-    delay: int = 0,
+    steering: SteeringResponse | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Poses (N, 3) and speeds (N,) of the vehicle model driven by the recorded angles.
 
     The speed comes from `step_lengths` (N-1,: metres per step, measured) or else from the
-    `throttles` through the model's top speed. The angle of record k turns the car at
-    step k + `delay`. Starts at rest at the origin, as after Donkeycar's auto-record.
+    `throttles` through the model's top speed; the turn from `steering` (default: the
+    vehicle model's own, answering at once). Starts at rest at the origin, as after
+    Donkeycar's auto-record.
     """
+    servo = (steering or SteeringResponse.of_vehicle(vehicle)).servo(angles[:1])
     state, poses, speeds = VehicleState(), [], []
     for k in range(len(angles)):
         poses.append((state.x, state.y, state.yaw))
         speeds.append(state.speed)
         if k == len(angles) - 1:
             break
-        angle = angles[k - delay] if k >= delay else angles[0]
+        curvature = servo.step(float(angles[k]))
         if step_lengths is not None:
             speed = step_lengths[k] / dt
             state = VehicleState(state.x, state.y, state.yaw, speed)
-            state = vehicle.step(state, angle, speed / vehicle.max_speed_mps, dt)
+            state = vehicle.drive(state, curvature, speed / vehicle.max_speed_mps, dt)
         elif throttles is not None:
-            state = vehicle.step(state, angle, float(throttles[k]), dt)
+            state = vehicle.drive(state, curvature, float(throttles[k]), dt)
         else:
             raise ValueError("dead reckoning needs the throttles or the step lengths")
     return np.array(poses), np.array(speeds)

@@ -9,6 +9,7 @@ track with curves. Each has the car's pilot interface, `run(frame) -> (angle, th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +21,13 @@ from sim.vehicle import VehicleModel
 _NEAR_M = 0.5  # how far ahead of the camera the driver's offset from the line is measured
 _TRACK_M = 0.15  # yellow further than this from the line being followed is another line
 _MIN_POINTS = 8
+
+
+class Steering(Protocol):
+    """What a pilot needs of the car's steering: the command that drives a curvature
+    (`sim.vehicle.VehicleModel`, or a replay's fitted `evaluation.steering.SteeringResponse`)."""
+
+    def angle_for_curvature(self, curvature: float) -> float: ...
 
 
 class StraightPilot:
@@ -52,7 +60,7 @@ class YellowLinePilot:
         offset_m: float = 0.0,
         lookahead_m: float = 0.8,
         camera: CameraModel = CameraModel(),
-        vehicle: VehicleModel = VehicleModel(),
+        vehicle: Steering = VehicleModel(),
     ) -> None:
         self.gain, self.bias, self.sign, self.throttle = gain, bias, sign, throttle
         self.offset_m, self.lookahead_m = offset_m, lookahead_m

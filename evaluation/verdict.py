@@ -30,16 +30,14 @@ def verdict(autonomy: float) -> str:
     return "drives" if autonomy >= DRIVES else "fails" if autonomy < FAILS else "needs help"
 
 
-def reference_pilots(
-    track: ReplayTrack, camera: CameraModel, vehicle: VehicleModel, every: int = 10
-) -> dict[str, FramePolicy]:
+def reference_pilots(track: ReplayTrack, camera: CameraModel, every: int = 10) -> dict[str, FramePolicy]:
     """The two reference pilots for this replay; the follower keeps the lane the driver kept
-    (measured on every `every`-th replayed frame)."""
+    (measured on every `every`-th replayed frame) and steers as the recorded car did."""
     frames = (track.tub.load_image(track.records[p]) for p in track.path.positions[::every])
     offset = lane_offset_m(frames, camera)
     return {
         "straight": StraightPilot(),
-        "lane_follower": YellowLinePilot(offset_m=offset, camera=camera, vehicle=vehicle),
+        "lane_follower": YellowLinePilot(offset_m=offset, camera=camera, vehicle=track.path.steering),
     }
 
 
@@ -52,7 +50,7 @@ def reference_scores(
 ) -> dict[str, dict[str, Any]]:
     """Each reference pilot's figures on the same replay (JSON-ready)."""
     scores = {}
-    for name, pilot in reference_pilots(track, camera, vehicle).items():
+    for name, pilot in reference_pilots(track, camera).items():
         metrics = closed_loop(track, pilot, camera, vehicle, config, rate_hz).metrics()
         scores[name] = {key: metrics[key] for key in REFERENCE_FIGURES}
         if isinstance(pilot, YellowLinePilot):
@@ -63,6 +61,13 @@ def reference_scores(
 def advice(autonomy: float, reference: dict[str, dict[str, Any]]) -> str:
     """One sentence: what the model's autonomy means beside the references, and what to do."""
     straight, follower = reference["straight"]["autonomy"], reference["lane_follower"]["autonomy"]
+    if follower < FAILS and autonomy >= DRIVES > straight:
+        return (
+            f"The model drives this replay ({autonomy:.2f}) where never steering fails ({straight:.2f}); "
+            f"the lane-marking follower needs help here ({follower:.2f}), a limit of that classical "
+            "pilot (watch its video: where the driver cut a corner, or it lost the line): try the "
+            "model on the car, at low speed first."
+        )
     if follower < FAILS:
         return (
             f"Even the lane-marking follower needs help on this replay (autonomy {follower:.2f}), "

@@ -74,13 +74,20 @@ class VehicleModel:
         return _clip(-steer / math.radians(self.max_steer_deg))
 
     def step(self, state: VehicleState, angle: float, throttle: float, dt: float) -> VehicleState:
-        """Advance `state` by `dt` seconds under the commands; returns the new state.
+        """Advance `state` by `dt` seconds under the commands; returns the new state."""
+        if not (math.isfinite(angle) and math.isfinite(throttle)):
+            angle, throttle = 0.0, 0.0  # a non-finite command is treated as neutral
+        return self.drive(state, math.tan(self.steer_rad(angle)) / self.wheelbase_m, throttle, dt)
+
+    def drive(self, state: VehicleState, curvature: float, throttle: float, dt: float) -> VehicleState:
+        """Advance `state` by `dt` seconds on a path of `curvature` (1/m, + = left): the
+        step for a steering known by the curvature it drives (a replay's fitted steering).
 
         Speed follows the throttle exactly for a first-order system held constant over
         dt (no Euler error), and the pose integrates the arc at the mean speed.
         """
-        if not (math.isfinite(angle) and math.isfinite(throttle)):
-            angle, throttle = 0.0, 0.0  # a non-finite command is treated as neutral
+        if not (math.isfinite(curvature) and math.isfinite(throttle)):
+            curvature, throttle = 0.0, 0.0
         target = _clip(throttle) * self.max_speed_mps
         if self.throttle_tau_s > 0:
             decay = math.exp(-dt / self.throttle_tau_s)
@@ -88,7 +95,6 @@ class VehicleModel:
         else:
             speed = target
         distance = 0.5 * (state.speed + speed) * dt
-        curvature = math.tan(self.steer_rad(angle)) / self.wheelbase_m
         turn = distance * curvature
         if abs(turn) < 1e-9:
             x = state.x + distance * math.cos(state.yaw)

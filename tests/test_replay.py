@@ -20,6 +20,8 @@ from car.tub import Tub
 from evaluation.path import frame_interval_s, recorded_path
 from evaluation.reference import YellowLinePilot
 from evaluation.replay import ClosedLoopConfig, closed_loop, open_loop, usable_records
+from evaluation.steering import FIT_KNOTS
+from evaluation.verdict import advice
 from evaluation.warp import warp_frame, warper
 from sim import CameraModel, Renderer, Simulation, Track, VehicleState, record_tub
 from sim.simulation import OFF_TRACK_MARGIN_M
@@ -225,3 +227,16 @@ def test_closed_loop_on_a_real_tub_takes_its_path_from_the_pictures(donkey_tub: 
     assert metrics["interventions"] > 0  # the real track curves; a pilot that never steers leaves it
     assert 0.0 <= metrics["autonomy"] < 1.0
     assert metrics["max_offset"] >= metrics["mean_offset"] > 0.0
+    # The car's steering, fitted on the drive: its commands explain its turns, and it turns
+    # harder right than the symmetric default (-0.70/m at half right) says.
+    steering = metrics["steering"]
+    assert steering["source"] == "fitted on the recorded drive" and steering["r2"] > 0.9
+    assert steering["curvatures"][FIT_KNOTS.index(0.5)] < -0.8
+
+
+def test_the_advice_credits_a_model_that_drives_where_the_follower_needs_help() -> None:
+    def reference(straight: float, follower: float) -> dict:
+        return {"straight": {"autonomy": straight}, "lane_follower": {"autonomy": follower}}
+
+    assert advice(1.0, reference(0.0, 0.0)).startswith("The model drives this replay")
+    assert "cannot judge the model" in advice(0.2, reference(0.0, 0.0))  # then the replay is in doubt

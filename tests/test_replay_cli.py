@@ -122,6 +122,8 @@ def test_closed_loop_on_a_simulator_tub_uses_its_camera_and_road(
     assert reference["lane_follower"]["autonomy"] >= 0.9 and reference["lane_follower"]["interventions"] == 0
     assert reference["straight"]["autonomy"] <= 0.3
     assert metrics["advice"].endswith(".") and len(metrics["advice"]) > 40
+    # How real the pictures are where the safety driver takes over (the lane beside the path).
+    assert 0.8 < metrics["warp_coverage"]["real_floor"] <= 1.0
 
 
 def test_closed_loop_camera_flags_override_the_recorded_camera_and_the_score_goes_to_the_registry(

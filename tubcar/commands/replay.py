@@ -11,9 +11,11 @@ frames tagged in `tubcar studio` (tags.json), the steering error is also reporte
 Closed loop: the model drives a simulated car along the recorded path and sees recorded
 frames warped to where its own driving put the car (PilotNet's evaluation). A real tub's
 path comes from its pictures (visual odometry on the floor; dead reckoning of the labels
-beside it as a cross-check). Prints autonomy, interventions and lateral offsets beside two
-reference pilots on the same replay (one that never steers, the lane-marking follower)
-and a sentence on what the score means; writes closed_loop.mp4.
+beside it as a cross-check), and the car steers as the recorded one did (its steering
+response fitted on that path: scale per side, delay, slew; printed with its R^2). Prints
+autonomy, interventions and lateral offsets beside two reference pilots on the same
+replay (one that never steers, the lane-marking follower) and a sentence on what the
+score means; writes closed_loop.mp4.
 
     tubcar replay --closed-loop --tub data/tub_1 --model models/fast
 
@@ -44,6 +46,7 @@ from evaluation.replay import (
     open_loop,
     replay_track,
     road_half_width_m,
+    warp_coverage,
 )
 from evaluation.tags import TAGS_FILE, FrameTags, error_by_tag
 from evaluation.verdict import advice, reference_scores
@@ -226,6 +229,10 @@ def run_closed_loop(args: argparse.Namespace, tub: Tub, pilot: Pilot, out: Path,
     bar.close()
     metrics: dict[str, Any] = result.metrics()
     metrics["path_description"] = track.path.describe()
+    metrics["warp_coverage"] = {
+        "offset_m": config.max_offset_m,
+        "real_floor": round(warp_coverage(track, camera, config), 3),
+    }
     metrics["reference"] = reference_scores(track, camera, vehicle, config, rate)
     metrics["advice"] = advice(metrics["autonomy"], metrics["reference"])
     metrics["camera"] = camera.__dict__.copy()
@@ -255,7 +262,19 @@ def print_summary(metrics: dict, closed: bool) -> None:
             f"closed loop over {metrics['records']} records ({metrics['path']} path, "
             f"{metrics['speed']} speed): {metrics['elapsed_s']:.1f} s driven"
         )
-        print(f"  {metrics['path_description']}")
+        for line in metrics["path_description"].splitlines():
+            print(f"  {line}")
+        coverage = metrics["warp_coverage"]
+        rule = (
+            "off the road (the recorded CTE plus the offset)"
+            if metrics["intervention_rule"] == "road edge"
+            else f"more than {coverage['offset_m']} m off the recorded path"
+        )
+        print(
+            f"  the safety driver takes over {rule} or {metrics['max_heading_deg']:.0f} deg off its heading; "
+            f"{coverage['offset_m']} m beside the path the pictures show {100 * coverage['real_floor']:.0f}% "
+            "real floor (the rest is smooth fill)"
+        )
         rows = [("model", metrics)] + [
             (f"{name.replace('_', ' ')} (reference)", figures)
             for name, figures in metrics["reference"].items()
