@@ -10,6 +10,7 @@ seeds no run has trained on.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from dataclasses import dataclass, replace
@@ -31,9 +32,10 @@ from training.train import TrainOptions, train
 DRIVE_FIELDS = ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")
 
 
-def simulation(seed: int, preset: str = "mixed") -> Simulation:
-    """The seeded track of `preset` with the preset's camera effects (seeded too)."""
-    return Simulation(Track.from_seed(seed, preset), effects=get_preset(preset).effects, seed=seed)
+def simulation(seed: int, preset: str = "mixed", floor: int | None = None) -> Simulation:
+    """The seeded track of `preset` (on the preset's floor `floor` if given) with the
+    preset's camera effects (seeded too)."""
+    return Simulation(Track.from_seed(seed, preset, floor), effects=get_preset(preset).effects, seed=seed)
 
 
 def record_sim(
@@ -43,21 +45,39 @@ def record_sim(
     noise: float,
     preset: str = "mixed",
     progress: bool = False,
+    span_floors: bool = False,
     **driver: Any,
 ) -> list[Path]:
     """One tub per seed (kept from an earlier run), the expert driving as in `tubcar sim
     record`: on tracks of `preset`, its lane and line the preset's driver's unless `driver`
-    (`ExpertDriver` options) says otherwise."""
-    tubs = []
-    for seed in seeds:
-        tub = out / (f"track{seed}" if preset == "mixed" else f"{preset}{seed}")
+    (`ExpertDriver` options) says otherwise.
+
+    `span_floors`: one tub per lap instead, the n-th lap recorded on the preset's n-th floor
+    (`Track.from_seed(seed, floor=n)`, the rest of the look the seed's), so a few laps show
+    the model every floor the generator lays tracks on, not the two or three the seeds drew."""
+    options = {**driver_options(preset), **driver}
+    name = "track" if preset == "mixed" else preset
+    runs = (
+        [(seed, None, laps, out / f"{name}{seed}") for seed in seeds]
+        if not span_floors
+        else [
+            (seed, floor, 1, out / f"{name}{seed}-floor{floor}")
+            for floor, seed in enumerate(seed for seed in seeds for _ in range(laps))
+        ]
+    )
+    for seed, floor, run_laps, tub in runs:
         if not tub.exists():
-            options = {**driver_options(preset), **driver}
+            run_seed = seed if floor is None else seed * 100 + floor  # each lap its own noise
             record_tub(
-                simulation(seed, preset), tub, laps=laps, noise=noise, seed=seed, progress=progress, **options
+                simulation(seed, preset, floor),
+                tub,
+                laps=run_laps,
+                noise=noise,
+                seed=run_seed,
+                progress=progress,
+                **options,
             )
-        tubs.append(tub)
-    return tubs
+    return [tub for *_, tub in runs]
 
 
 def drive_sim(bundle: Path, seeds: tuple[int, ...], laps: int, preset: str = "mixed") -> dict[str, Any]:
@@ -81,6 +101,11 @@ class SimPlan:
     test_seeds: tuple[int, ...] = flag((101, 102, 103), "track seeds driven, never trained on", nargs="+")
     drive_laps: int = flag(5, "laps driven on each test seed")
     noise: float = flag(0.3, "expert steering noise while recording")
+    span_floors: bool = flag(
+        True,
+        "record each training lap on the next of the preset's floors (one tub per lap)",
+        action=argparse.BooleanOptionalAction,
+    )
     unseen_seeds: int = flag(10, "more unseen seeds the default model drives (picked at random, printed)")
     unseen_laps: int = flag(5, "laps driven on each of them")
     pick_seed: int = flag(19, "seeds the pick of the unseen seeds")
@@ -107,14 +132,24 @@ def sim_acceptance(
     """Record, train each architecture (timed), drive on unseen seeds, bench latency."""
     out.mkdir(parents=True, exist_ok=True)
     tubs = record_sim(
-        out / "tubs", plan.train_seeds, plan.train_laps, plan.noise, plan.preset, **plan.driver()
+        out / "tubs",
+        plan.train_seeds,
+        plan.train_laps,
+        plan.noise,
+        plan.preset,
+        span_floors=plan.span_floors,
+        **plan.driver(),
     )
-    log(f"recorded {len(tubs)} {plan.preset} tubs of {plan.train_laps} laps, seeds {list(plan.train_seeds)}")
+    log(
+        f"recorded {len(tubs)} {plan.preset} tubs: {plan.train_laps} laps of each of seeds "
+        f"{list(plan.train_seeds)}{', each lap on the next floor' if plan.span_floors else ''}"
+    )
     summary: dict[str, Any] = {
         "preset": plan.preset,
         "driver": plan.driver(),
         "train_seeds": list(plan.train_seeds),
         "train_laps": plan.train_laps * len(plan.train_seeds),
+        "span_floors": plan.span_floors,
         "test_seeds": list(plan.test_seeds),
         "drive_laps": plan.drive_laps,
         "models": {},

@@ -65,25 +65,32 @@ class TrackStyle:
             raise ValueError(f"TrackStyle.room must be one of {ROOMS}, got {self.room!r}")
 
     @classmethod
-    def random(cls, rng: np.random.Generator, ranges: StyleRanges | None = None) -> TrackStyle:
-        """A random but plausible look drawn from `rng` within `ranges` (default: any room)."""
+    def random(
+        cls, rng: np.random.Generator, ranges: StyleRanges | None = None, floor: int | None = None
+    ) -> TrackStyle:
+        """A random but plausible look drawn from `rng` within `ranges` (default: any room).
+
+        `floor` picks `ranges.floors[floor % len(floors)]` instead of a random one (the
+        rest of the look is drawn as usual), so a few training tracks can span every floor.
+        """
         ranges = StyleRanges() if ranges is None else ranges
 
         def draw(bounds: Range) -> float:
             return float(rng.uniform(*bounds))
 
-        _, floor = ranges.floors[int(rng.integers(len(ranges.floors)))]
-        floor = _muted(_jitter(rng, floor, ranges.floor_jitter))
+        drawn = int(rng.integers(len(ranges.floors)))  # drawn either way: the rest stays the seed's
+        _, floor_rgb = ranges.floors[drawn if floor is None else floor % len(ranges.floors)]
+        floor_rgb = _muted(_jitter(rng, floor_rgb, ranges.floor_jitter))
         if rng.random() < 1.0 - ranges.painted_road:
-            road = floor  # tape on the floor
+            road = floor_rgb  # tape on the floor
         else:  # a painted or matted road surface, visibly different from the floor
             shift = (-1 if rng.random() < 0.7 else 1) * rng.uniform(
                 25, 45
             )  # mostly darker: markings stand out
-            road = _muted(_jitter(rng, tuple(np.clip(np.array(floor) + shift, 20, 150)), 8))
+            road = _muted(_jitter(rng, tuple(np.clip(np.array(floor_rgb) + shift, 20, 150)), 8))
         edge_grey = int(rng.uniform(*ranges.edge_grey))
         return cls(
-            floor_rgb=floor,
+            floor_rgb=floor_rgb,
             road_rgb=road,
             edge_rgb=_jitter(rng, tuple(edge_grey * np.asarray(ranges.edge_tint)), 6),
             centre_rgb=_three(int(rng.uniform(*bounds)) for bounds in ranges.centre_rgb),

@@ -86,9 +86,10 @@ class Track:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_seed(cls, seed: int, preset: str = "mixed") -> Track:
+    def from_seed(cls, seed: int, preset: str = "mixed", floor: int | None = None) -> Track:
         """The track of an integer seed: same seed and preset (sim/presets.py), same track,
-        shape and look."""
+        shape and look. `floor` lays it on the preset's floor of that index (modulo the
+        number of floors) instead of the seed's own; the rest of the look stays the seed's."""
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"track seed must be a non-negative integer, got {seed!r}")
         kind = get_preset(preset)
@@ -104,7 +105,9 @@ class Track:
             points = points[::-1]
         points = _start_on_longest_straight(points)
         name = f"seed {seed}" if preset == "mixed" else f"{preset} seed {seed}"
-        style = TrackStyle.random(rng, kind.look)
+        style = TrackStyle.random(rng, kind.look, floor)
+        if floor is not None:
+            name += f" on {kind.look.floors[floor % len(kind.look.floors)][0]}"
         return cls(points, width, style, seed=int(seed), name=name, preset=preset)
 
     @classmethod

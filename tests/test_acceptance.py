@@ -24,10 +24,14 @@ def test_sim_acceptance_records_trains_and_drives_unseen_tracks(tmp_path: Path) 
     )
     summary = sim_acceptance(tmp_path, ["fast"], QUICK, plan, log=lambda _: None)
 
-    tub = Tub(tmp_path / "tubs" / "track1")  # the expert's laps, recorded by sim.record_tub
-    assert tub.metadata["controller"]["kind"] == "sim expert"
-    assert tub.metadata["controller"]["steering_noise"] == plan.noise
-    assert len(tub) > 300 and summary["train_laps"] == 2
+    # The expert's laps, recorded by sim.record_tub: one tub per lap, each on the next floor.
+    tubs = [Tub(tmp_path / "tubs" / f"track1-floor{floor}") for floor in (0, 1)]
+    assert [tub.metadata["track"] for tub in tubs] == ["seed 1 on glossy green-grey", "seed 1 on concrete"]
+    for tub in tubs:
+        assert tub.metadata["controller"]["kind"] == "sim expert"
+        assert tub.metadata["controller"]["steering_noise"] == plan.noise
+        assert len(tub) > 300
+    assert summary["train_laps"] == 2 and summary["span_floors"]
     model = summary["models"]["fast"]
     assert set(model["drives"]) == {"101", "102"}  # each unseen seed driven by the exported bundle
     for drive in model["drives"].values():

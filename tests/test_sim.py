@@ -11,6 +11,7 @@ import pytest
 
 from evaluation.scoring import autonomy, camera_pilot, expert_pilot, score
 from sim import CameraModel, ExpertDriver, ImageEffects, Simulation, Track, VehicleModel, VehicleState
+from sim.style import FLOORS
 from sim.track import CLEARANCE_M, MIN_RADIUS_M
 
 
@@ -102,6 +103,19 @@ def test_seeded_tracks_are_deterministic_distinct_and_drivable():
         index = np.arange(n)
         along = np.minimum(abs(index[:, None] - index[None]), n - abs(index[:, None] - index[None])) * 0.2
         assert gap[along > 5.0].min() >= track.width_m + CLEARANCE_M - 0.05
+
+
+def test_a_seed_laid_on_each_floor_keeps_its_shape_and_the_rest_of_its_look():
+    """Training laps can span the generator's floors: the seed's own track and look, on floor k."""
+    own = Track.from_seed(4)
+    on_floors = [Track.from_seed(4, floor=k) for k in range(len(FLOORS))]
+    assert own.style in [track.style for track in on_floors]  # its own floor is one of them
+    assert len({track.style.floor_rgb for track in on_floors}) == len(FLOORS)
+    for (name, _), track in zip(FLOORS, on_floors):
+        np.testing.assert_array_equal(track.points, own.points)
+        assert replace(track.style, floor_rgb=own.style.floor_rgb, road_rgb=own.style.road_rgb) == own.style
+        assert track.name == f"seed 4 on {name}"
+    assert Track.from_seed(4, floor=len(FLOORS)).style == on_floors[0].style  # the floors wrap around
 
 
 def test_seeded_tracks_turn_both_ways():

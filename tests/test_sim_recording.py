@@ -114,7 +114,8 @@ def run_sim(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_show_and_drive_the_expert_on_a_saved_track(tmp_path):
     shown = run_sim(
-        "show", "--track", "21", "--out", str(tmp_path / "t.png"), "--save", str(tmp_path / "t.json")
+        *("show", "--track", "21", "--floor", "3"),  # seed 21 laid on the wood floor
+        *("--out", str(tmp_path / "t.png"), "--save", str(tmp_path / "t.json")),
     )
     assert shown.returncode == 0, shown.stderr
     picture = cv2.imread(str(tmp_path / "t.png"))
@@ -125,7 +126,9 @@ def test_cli_show_and_drive_the_expert_on_a_saved_track(tmp_path):
     assert driven.returncode == 0, driven.stderr
     result = json.loads(driven.stdout)
     assert result["laps"] == 1 and result["autonomy"] == 1.0 and result["interventions"] == 0
-    assert result["max_cte"] < 0.1 and result["track"] == "seed 21"
+    assert result["max_cte"] < 0.1 and result["track"] == "seed 21 on wood"
+    refused = run_sim("drive", "--model", "expert", "--track", str(tmp_path / "t.json"), "--floor", "1")
+    assert refused.returncode == 2 and "a track file keeps its own look" in refused.stderr
 
 
 def test_cli_records_a_preset_in_its_drivers_lane_and_says_so_in_the_tub(tmp_path):

@@ -42,13 +42,25 @@ def fail(message: str) -> NoReturn:
 
 
 def track_of(args: argparse.Namespace) -> Track:
-    """`--track`: an integer seed of `--preset`, or the path of a track file."""
+    """`--track`: an integer seed of `--preset` (on `--floor` if given), or the path of a track file."""
     if args.track.isdigit():
-        return Track.from_seed(int(args.track), args.preset)
+        return Track.from_seed(int(args.track), args.preset, args.floor)
+    if args.floor is not None:
+        fail("--floor lays a seeded track on another floor; a track file keeps its own look")
     try:
         return Track.load(args.track)
     except ValueError as err:
         fail(str(err))
+
+
+def add_floor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--floor",
+        type=int,
+        metavar="N",
+        help="lay the seed's track on the preset's floor N (default: the seed's own); mixed: "
+        + ", ".join(f"{n} {name}" for n, (name, _) in enumerate(get_preset("mixed").look.floors)),
+    )
 
 
 def add_world_arguments(parser: argparse.ArgumentParser, track_default: str | None = None) -> None:
@@ -62,6 +74,7 @@ def add_world_arguments(parser: argparse.ArgumentParser, track_default: str | No
         default="mixed",
         help="kind of track a seed draws (default: mixed)",
     )
+    add_floor_argument(parser)
     parser.add_argument(
         "--config", type=Path, help="car TOML: camera mounting, lens, steering scale (default: the defaults)"
     )
@@ -227,6 +240,7 @@ def main(argv: list[str] | None = None) -> int | None:
     shw = commands.add_parser("show", help="draw a track and camera views along it")
     shw.add_argument("--track", required=True, help="seed or track file")
     shw.add_argument("--preset", choices=sorted(PRESETS), default="mixed", help="kind of track a seed draws")
+    add_floor_argument(shw)
     shw.add_argument("--out", type=Path, required=True, help="PNG to write")
     shw.add_argument("--save", type=Path, help="also write the track file (JSON)")
     shw.set_defaults(run=show)
