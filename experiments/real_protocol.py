@@ -81,8 +81,10 @@ class RealPlan:
     )
     sim_laps: int = flag(4, "laps recorded per simulator seed")
     sim_noise: float = flag(0.4, "the expert's steering noise while recording (recoveries)")
-    mix_frames: int = flag(800, "simulator frames (evenly spread over its tubs) in sim_mix's training")
-    mix_weight: float = flag(0.3, "weight of a simulator frame in sim_mix's training (a real one: 1)")
+    mix_frames: int = flag(
+        800, "simulator frames (spread over its tubs) in sim_mix's and sim_real200's training"
+    )
+    mix_weight: float = flag(0.3, "weight of a simulator frame in those (a real one: 1)")
     sim_label_lead: int = flag(
         4, "simulator frames labelled with the command this many frames later: the real tub's lag"
     )
