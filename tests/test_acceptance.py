@@ -62,9 +62,9 @@ def test_sim_acceptance_records_the_preset_with_its_driver_and_the_lane_flags_on
 
 @pytest.mark.slow
 def test_real_protocol_holds_out_each_fold_and_scores_the_variants(donkey_tub: Path, tmp_path: Path) -> None:
-    plan = RealPlan(folds=2, few_frames=200, sim_seeds=(1,), sim_laps=1)
+    plan = RealPlan(folds=2, few_frames=200, sim_seeds=(1,), sim_laps=1, mix_frames=100, mix_weight=0.25)
     fixed = replace(QUICK, fit=replace(QUICK.fit, early_stopping=False))  # no dev block: all records train
-    quick = Recipes(real=fixed, sim=QUICK, fine_tune=fixed)
+    quick = Recipes(real=fixed, sim=QUICK, fine_tune=fixed, mix=fixed, few_tune=fixed)
     result = real_protocol(donkey_tub, tmp_path, quick, plan, log=lambda _: None)
 
     assert result["folds"] == [[0, 500], [500, 1000]]
@@ -83,8 +83,14 @@ def test_real_protocol_holds_out_each_fold_and_scores_the_variants(donkey_tub: P
         tested = [r for used in records["test"].values() for r in used["ranges"]]
         assert tested == [[start, stop]]
         few = json.loads((tmp_path / "sim_real200" / f"fold{fold}" / "model.json").read_text())["training"]
-        assert sum(used["records"] for used in few["records"]["train"].values()) == 200
+        assert few["records"]["train"][str(donkey_tub)]["records"] == 200  # and the sim_mix frames
+        assert few["records"]["train"][str(tmp_path / "sim_tubs" / "warehouse1")]["records"] == 100
         assert few["parent"]["bundle"] == str((tmp_path / "sim").resolve())
+        mix = json.loads((tmp_path / "sim_mix" / f"fold{fold}" / "model.json").read_text())["training"]
+        assert mix["records"]["train"][str(tmp_path / "sim_tubs" / "warehouse1")]["records"] == 100
+        assert mix["records"]["train"][str(donkey_tub)] == records["train"][str(donkey_tub)]
+        assert mix["tub_weights"] == {str(donkey_tub): 1.0, str(tmp_path / "sim_tubs" / "warehouse1"): 0.25}
+        assert "parent" not in mix  # from scratch: the recipe's alternative to fine-tuning
     sim = json.loads((tmp_path / "sim" / "model.json").read_text())["training"]["records"]
     assert all("warehouse" in tub for name in sim for tub in sim[name])  # not one real frame
     assert json.loads((tmp_path / "acceptance_real.json").read_text())["folds"] == result["folds"]

@@ -240,6 +240,22 @@ def test_parallel_decode_gives_the_same_frames(tiny_tub):
     assert np.array_equal(one.images, four.images) and np.array_equal(one.angles, four.angles)
 
 
+def test_leading_labels_pairs_each_frame_with_a_later_command_of_its_own_session(tiny_tub):
+    frames, _ = load_frames([tiny_tub], progress=False)
+    frames.sessions = np.array([f"{tiny_tub}#{i % 2}" for i in range(len(frames))])  # two interleaved
+    led = frames.lead_labels(2)
+    assert len(led) == len(frames) - 2 * 2  # each session loses its last two frames
+    for session in ("0", "1"):
+        mine = np.flatnonzero(frames.sessions == f"{tiny_tub}#{session}")
+        theirs = np.flatnonzero(led.sessions == f"{tiny_tub}#{session}")
+        assert np.array_equal(led.images[theirs], frames.images[mine[:-2]])
+        assert np.array_equal(led.angles[theirs], frames.angles[mine[2:]])
+        assert np.array_equal(led.throttles[theirs], frames.throttles[mine[2:]])
+    assert frames.lead_labels(0) is frames
+    with pytest.raises(ValueError, match=">= 0 frames"):
+        frames.lead_labels(-1)
+
+
 # -- split ------------------------------------------------------------------------------
 
 

@@ -137,6 +137,30 @@ class Frames:
         """(N,) weights, ones when the frames are not weighted."""
         return np.ones(len(self)) if self.weights is None else self.weights
 
+    def lead_labels(self, steps: int) -> Frames:
+        """Each frame labelled with the command recorded `steps` frames later in its session
+        (the last `steps` frames of a session, without a later command, are dropped).
+
+        A real tub's labels lead its pictures (`tubcar calibrate-camera`: steering_lag_frames,
+        4 at 20 Hz on the Donkey tub: the camera's frame is older than the command stored
+        with it, and drivers steer ahead of what the picture shows); a simulator's expert
+        labels its own, current frame. Leading the simulator's labels by the real lag makes
+        it teach what the real labels mean."""
+        if steps < 0:
+            raise ValueError(f"a label lead must be >= 0 frames, got {steps}")
+        if steps == 0:
+            return self
+        images, labelled = [], []
+        for session in dict.fromkeys(self.sessions):
+            positions = np.flatnonzero(self.sessions == session)
+            positions = positions[np.argsort(self.indexes[positions], kind="stable")]
+            images.append(positions[:-steps])
+            labelled.append(positions[steps:])
+        shown, later = np.concatenate(images), np.concatenate(labelled)
+        led = self.take(shown)
+        led.angles, led.throttles = self.angles[later], self.throttles[later]
+        return led
+
     def tubs(self) -> list[str]:
         """The tubs the frames come from, in order of first appearance."""
         return list(dict.fromkeys(session.rpartition("#")[0] for session in self.sessions))

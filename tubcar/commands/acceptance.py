@@ -9,8 +9,8 @@ drive` scores them -> the default model (the first --model) on --unseen-seeds mo
 the script picks and prints -> latency ratio, measured as `tubcar bench infer` measures it.
 `real`: the real-data protocol (experiments/real_protocol.py): --folds contiguous blocks of
 a real tub, each held out in turn with 1 s gaps, scored through the exported TFLite pilot
-as steering MSE / predicting the mean, for the variants real, sim, sim_real and
-sim_real200 side by side. --json prints only the summary object.
+as steering MSE / predicting the mean, for the variants real, sim, sim_real,
+sim_real200 and sim_mix side by side. --json prints only the summary object.
 """
 
 import argparse
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int | None:
     # 2-3x and did not make the simulator's drives better).
     sim.set_defaults(augment="none", aug_flip=0.5, run=run_sim)
 
-    real = sub.add_parser("real", help="real tub: the fold protocol, four variants side by side")
+    real = sub.add_parser("real", help="real tub: the fold protocol, five variants side by side")
     real.add_argument("--tub", type=Path, required=True, help="the real tub")
     real.add_argument("--out", type=Path, required=True)
     real.add_argument("--seed", type=int, default=0, help="seeds every run (weights, order, augmentation)")
