@@ -147,10 +147,15 @@ def run_server(command: str, repo: Path, attempts: int = 5) -> None:
                 time.sleep(3)
                 continue
             pytest.fail(f"{command}: printed no address\n{err[-3000:]}")
-        with urllib.request.urlopen(url, timeout=30) as page:
-            assert page.status == 200 and b"<html" in page.read(2000).lower(), command
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as page:
+                assert page.status == 200 and b"<html" in page.read(2000).lower(), command
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+        finally:  # a server that failed the test or ignored Ctrl-C must not keep its port
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
         assert process.returncode == 0, f"{command}: exit {process.returncode} after Ctrl-C\n{err[-3000:]}"
         assert not NATIVE_NOISE.search(err), f"{command}: a library's banner\n{err[-3000:]}"
         return
