@@ -120,6 +120,13 @@ def run_command(command: str, repo: Path) -> subprocess.CompletedProcess:
     return done
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """A suite started as a script's background job (`./test.sh &`) inherits Ctrl-C ignored,
+    as POSIX shells start background jobs, and so would the server; a reader's terminal
+    delivers it: the server starts with Ctrl-C at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_server(command: str, repo: Path, attempts: int = 5) -> None:
     """Start a server command, fetch the page it prints, stop it with Ctrl-C (exit 0).
 
@@ -129,7 +136,8 @@ def run_server(command: str, repo: Path, attempts: int = 5) -> None:
         process = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
             cwd=repo,
-            env=environment(repo),
+            env={**environment(repo), "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints every thread's stack
+            preexec_fn=ctrl_c_as_in_a_terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -152,6 +160,10 @@ def run_server(command: str, repo: Path, attempts: int = 5) -> None:
                 assert page.status == 200 and b"<html" in page.read(2000).lower(), command
             process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _, err = process.communicate(timeout=30)
+            pytest.fail(f"{command}: still running 60 s after Ctrl-C; its threads:\n{err[-6000:]}")
         finally:  # a server that failed the test or ignored Ctrl-C must not keep its port
             if process.poll() is None:
                 process.kill()
