@@ -70,8 +70,8 @@ class TrackStyle:
     ) -> TrackStyle:
         """A random but plausible look drawn from `rng` within `ranges` (default: any room).
 
-        `floor` picks `ranges.floors[floor % len(floors)]` instead of a random one (the
-        rest of the look is drawn as usual), so a few training tracks can span every floor.
+        `floor` picks `ranges.floor(floor)` instead of a random one (the rest of the look
+        is drawn as usual), so a few training tracks can span every floor.
         """
         ranges = StyleRanges() if ranges is None else ranges
 
@@ -79,7 +79,7 @@ class TrackStyle:
             return float(rng.uniform(*bounds))
 
         drawn = int(rng.integers(len(ranges.floors)))  # drawn either way: the rest stays the seed's
-        _, floor_rgb = ranges.floors[drawn if floor is None else floor % len(ranges.floors)]
+        _, floor_rgb = ranges.floor(drawn if floor is None else floor)
         floor_rgb = _muted(_jitter(rng, floor_rgb, ranges.floor_jitter))
         if rng.random() < 1.0 - ranges.painted_road:
             road = floor_rgb  # tape on the floor
@@ -156,6 +156,10 @@ class StyleRanges:
     clutter: tuple[int, int] = (8, 39)
     wall_distance_m: Range = (6.0, 6.0)
     room: str = "hall"
+
+    def floor(self, number: int) -> tuple[str, tuple[int, int, int]]:
+        """Floor `number` (name, colour), counting round the list: any integer names one."""
+        return self.floors[number % len(self.floors)]
 
 
 def _muted(rgb: tuple[int, int, int], spread: float = 45.0) -> tuple[int, int, int]:

@@ -107,7 +107,7 @@ class Track:
         name = f"seed {seed}" if preset == "mixed" else f"{preset} seed {seed}"
         style = TrackStyle.random(rng, kind.look, floor)
         if floor is not None:
-            name += f" on {kind.look.floors[floor % len(kind.look.floors)][0]}"
+            name += f" on {kind.look.floor(floor)[0]}"
         return cls(points, width, style, seed=int(seed), name=name, preset=preset)
 
     @classmethod
