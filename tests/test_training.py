@@ -24,7 +24,7 @@ from training.cli import add_arguments, options_from_args, sources_from_args
 from training.data import RecordFilter, load_frames
 from training.fit import FitConfig
 from training.flags import flag_fields, flag_name
-from training.models import ModelOptions, build_model, default_frame_spec
+from training.models import ModelOptions, build_model, default_frame_spec, keras_predictions
 from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
 from training.split import SplitConfig, split_frames
 from training.train import Sources, TrainOptions, train
@@ -153,6 +153,28 @@ def test_exported_model_agrees_with_keras_through_the_car_pilot(trained, tiny_tu
         angle, throttle = pilot.run(frame)
         assert angle == pytest.approx(np.clip(keras_angle, -1, 1), abs=0.1)
         assert throttle == pytest.approx(np.clip(keras_throttle, -1, 1), abs=0.1)
+
+
+def test_keras_predictions_are_keras_own_for_a_partial_last_batch(trained, tiny_tub):
+    """The report's errors come from `keras_predictions` (eager, batch by batch): the same
+    numbers as `model.predict`, whatever the last batch's size, and the test set's MSE in
+    metrics.json is theirs."""
+    spec = Pilot.load(trained.out).card.input
+    frames = [record[CAMERA_IMAGE] for record in Tub(tiny_tub).records(load_images=True)][:23]
+    prepared = np.stack([prepare_frame(frame, spec) for frame in frames])
+    eager = keras_predictions(trained.model, prepared, spec, batch_size=8)  # 8 + 8 + 7
+    keras_angle, keras_throttle = trained.model.predict(normalise(prepared, spec), verbose=0)
+    np.testing.assert_allclose(eager["angle"], keras_angle[:, 0], atol=1e-5)
+    np.testing.assert_allclose(eager["throttle"], keras_throttle[:, 0], atol=1e-5)
+    assert keras_predictions(trained.model, prepared[:0], spec)["angle"].shape == (0,)
+
+    test = trained.split.test
+    data_frames, _ = load_frames([tiny_tub], progress=False)
+    truth = data_frames.angles[test]
+    predicted = keras_predictions(trained.model, prepare_all(data_frames.images[test], spec), spec)["angle"]
+    assert trained.metrics["errors"]["test"]["angle"]["mse"] == pytest.approx(
+        float(np.mean((predicted - truth) ** 2)), rel=1e-4
+    )
 
 
 def test_model_json_names_exactly_the_records_of_each_set(trained, tiny_tub):

@@ -49,7 +49,7 @@ from training.latency import (
     latency_spec,
     time_pilot,
 )
-from training.models import OUTPUT_NAMES
+from training.models import OUTPUT_NAMES, keras_predictions
 
 QUANTIZATIONS = ("int8", "dynamic", "float32")
 AUTO_ORDER = ("int8", "dynamic", "float32")
@@ -115,14 +115,6 @@ def pin_input_range(frames: np.ndarray) -> np.ndarray:
     pinned = np.array(frames, dtype=np.uint8)
     pinned[0].flat[0], pinned[0].flat[1] = 0, 255
     return pinned
-
-
-def keras_outputs(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Keras predictions by output name, each (N,), for normalised inputs (N, H, W, C)."""
-    predictions = model.predict(inputs, batch_size=64, verbose=0)
-    return {
-        name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUT_NAMES, predictions, strict=True)
-    }
 
 
 def tflite_outputs(pilot: Pilot, prepared: np.ndarray) -> dict[str, np.ndarray]:
@@ -235,7 +227,7 @@ def _export_checked(
                 f"got {frames.shape} {frames.dtype}"
             )
     parity_inputs = parity_inputs[:PARITY_FRAMES]
-    reference = keras_outputs(model, normalise(parity_inputs, spec))
+    reference = keras_predictions(model, parity_inputs, spec)
     if not all(np.isfinite(values).all() for values in reference.values()):
         raise ExportError("the Keras model outputs NaN or inf (its weights are not finite): nothing exported")
     card = ModelCard(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from car.frames import FrameSpec
+from car.frames import FrameSpec, normalise
 from training.flags import flag
 
 ARCHITECTURES = ("fast", "linear", "pilotnet")
@@ -84,6 +84,28 @@ def build_model(architecture: str, input_shape: tuple[int, int, int], options: M
     if architecture not in builders:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
     return builders[architecture](input_shape, options)
+
+
+def keras_predictions(
+    model, prepared: np.ndarray, spec: FrameSpec, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """The Keras model's outputs by name, each (N,), for prepared uint8 frames.
+
+    Called eagerly, batch by batch: `model.predict` traces a graph for every new batch
+    shape (each set's last, partial batch), and for the small models those traces cost
+    several times the predictions themselves (the simulator acceptance's `fast`: 3
+    seconds of tracing per set).
+    """
+    batches = [
+        model(normalise(prepared[start : start + batch_size], spec), training=False)
+        for start in range(0, len(prepared), batch_size)
+    ]
+    return {
+        name: np.concatenate([np.asarray(outputs[position]).reshape(-1) for outputs in batches])
+        if batches
+        else np.zeros(0, np.float32)
+        for position, name in enumerate(OUTPUT_NAMES)
+    }
 
 
 def set_output_bias(model, means: dict[str, float]) -> None:

@@ -47,7 +47,14 @@ from training.export import QUANTIZATIONS, export_bundle
 from training.fit import FitConfig, fit
 from training.flags import flag
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
-from training.models import ARCHITECTURES, ModelOptions, build_model, default_frame_spec, set_output_bias
+from training.models import (
+    ARCHITECTURES,
+    ModelOptions,
+    build_model,
+    default_frame_spec,
+    keras_predictions,
+    set_output_bias,
+)
 from training.pipeline import (
     evaluation_dataset,
     prepare_all,
@@ -383,7 +390,7 @@ def fit_with_strategy(
 def evaluate(fitted: Fitted, data: DataSets, options: TrainOptions) -> Evaluation:
     """Errors on each set, the train-mean baseline, the noise floor, the four-gap diagnosis, a summary."""
     predictions = {
-        name: predict(fitted.model, prepared, data.spec) for name, prepared in data.prepared.items()
+        name: keras_predictions(fitted.model, prepared, data.spec) for name, prepared in data.prepared.items()
     }
     truth = {name: labels(frames) for name, frames in data.sets.items()}
     errs = {name: errors(truth[name], predictions[name]) for name in data.sets}
@@ -439,14 +446,6 @@ def _tub_weights(frames: Frames) -> list[float]:
     tubs = np.array([session.rpartition("#")[0] for session in frames.sessions])
     weights = frames.frame_weights()
     return [float(weights[np.flatnonzero(tubs == tub)[0]]) for tub in frames.tubs()]
-
-
-def predict(model, prepared: np.ndarray, spec: FrameSpec) -> dict[str, np.ndarray]:
-    """Keras predictions by output name, each (N,)."""
-    outputs = model.predict(
-        evaluation_dataset(prepared, np.zeros(len(prepared)), np.zeros(len(prepared)), spec), verbose=0
-    )
-    return {name: np.asarray(values).reshape(-1) for name, values in zip(OUTPUTS, outputs, strict=True)}
 
 
 def labels(frames: Frames) -> dict[str, np.ndarray]:
