@@ -6,11 +6,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from car.tub import Tub
 from experiments.acceptance import SimPlan, record_sim, sim_acceptance
-from experiments.real_protocol import VARIANTS, RealPlan, Recipes, real_protocol
+from experiments.real_protocol import VARIANTS, RealPlan, Recipes, make_folds, real_protocol
 from training.fit import FitConfig
 from training.train import TrainOptions
 
@@ -60,6 +61,20 @@ def test_sim_acceptance_records_the_preset_with_its_driver_and_the_lane_flags_on
     assert (driver["lane"], driver["lane_offset_m"], driver["corner_cut_m2"]) == ("left", 0.2, 0.7)
 
 
+def test_the_few_real_records_are_spread_over_the_fold_or_one_block_beside_it() -> None:
+    """sim_real200's 200 real records: by default spread over all of the fold's training
+    records (both sides of the held-out block, in proportion); `block`: the 10 s after
+    the held-out block, or before it for the last fold."""
+    folds = make_folds(np.arange(1000), RealPlan())
+    middle, last = folds[1], folds[4]  # hold out 200-399 (training 0-179, 420-999) and 800-999
+    spread = middle.spread(200)
+    assert len(np.unique(spread)) == 200 and np.isin(spread, middle.training).all()
+    assert (spread[0], spread[-1]) == (0, 999)
+    assert 40 <= np.sum(spread < 200) <= 55  # 180 of the 760 training records lie before the block
+    assert np.array_equal(middle.block(200), np.arange(420, 620))
+    assert np.array_equal(last.block(200), np.arange(580, 780))
+
+
 @pytest.mark.slow
 def test_real_protocol_holds_out_each_fold_and_scores_the_variants(donkey_tub: Path, tmp_path: Path) -> None:
     plan = RealPlan(folds=2, few_frames=200, sim_seeds=(1,), sim_laps=1, mix_frames=100, mix_weight=0.25)
@@ -84,6 +99,8 @@ def test_real_protocol_holds_out_each_fold_and_scores_the_variants(donkey_tub: P
         assert tested == [[start, stop]]
         few = json.loads((tmp_path / "sim_real200" / f"fold{fold}" / "model.json").read_text())["training"]
         assert few["records"]["train"][str(donkey_tub)]["records"] == 200  # and the sim_mix frames
+        spread = few["records"]["train"][str(donkey_tub)]["ranges"]  # from end to end of the training side
+        assert [spread[0][0], spread[-1][1]] == ([520, 1000] if fold == 0 else [0, 480]) and len(spread) > 50
         assert few["records"]["train"][str(tmp_path / "sim_tubs" / "warehouse1")]["records"] == 100
         assert few["parent"]["bundle"] == str((tmp_path / "sim").resolve())
         mix = json.loads((tmp_path / "sim_mix" / f"fold{fold}" / "model.json").read_text())["training"]
