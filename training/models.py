@@ -93,8 +93,8 @@ def keras_predictions(
 
     Called eagerly, batch by batch: `model.predict` traces a graph for every new batch
     shape (each set's last, partial batch), and for the small models those traces cost
-    several times the predictions themselves (the simulator acceptance's `fast`: 3
-    seconds of tracing per set).
+    more than the predictions themselves (the simulator acceptance's `fast`: its
+    evaluation took 3x as long).
     """
     batches = [
         model(normalise(prepared[start : start + batch_size], spec), training=False)
