@@ -232,8 +232,8 @@ def recipes(seed: int = 0) -> Recipes:
     folds (2026-12-02): the block after the held-out one 0.596 (protocol run); the same
     number of records spread over the fold's training records 0.300 / 0.352 / 0.153 /
     0.288 / 0.170, mean 0.253, where those 200 spread records alone, from scratch (the
-    `real` recipe), score 0.287 (0.506 / 0.264 / 0.201 / 0.237 / 0.225, Keras on the
-    held-out block): pre-training helps when real frames are scarce. "spread" is the
+    `real` recipe), score 0.288 (0.509 / 0.267 / 0.202 / 0.236 / 0.225): pre-training
+    helps when real frames are scarce. "spread" is the
     default: the question is how many real frames, not which stretch of track."""
     shifts = replace(AugmentConfig.preset_named("none"), flip=0.5, shift=0.4)
     randomised = replace(AugmentConfig(), flip=0.0)
