@@ -25,7 +25,13 @@ from training.data import RecordFilter, load_frames
 from training.fit import FitConfig
 from training.flags import flag_fields, flag_name
 from training.models import ModelOptions, build_model, default_frame_spec, keras_predictions
-from training.pipeline import augmented_dataset, prepare_all, steps_per_epoch, training_dataset
+from training.pipeline import (
+    augmented_dataset,
+    evaluation_dataset,
+    prepare_all,
+    steps_per_epoch,
+    training_dataset,
+)
 from training.split import SplitConfig, split_frames
 from training.train import Sources, TrainOptions, train
 
@@ -338,6 +344,27 @@ def test_augmentation_touches_only_the_training_split(tiny_tub):
     assert sorted(labels["angle"].numpy().ravel()) == pytest.approx(sorted(frames.angles[:32]), abs=1e-6)
 
 
+def test_pipelines_prefetch_a_fixed_number_of_batches_without_the_autotuner(tiny_tub):
+    """The autotuner's thread stalled the end of `fit` for 17-19 s (training/pipeline.py's
+    `prefetched`): no pipeline that training or evaluation iterates may start it."""
+    frames, _ = load_frames([tiny_tub], progress=False)
+    spec = FrameSpec(crop_top=40, width=80, height=40)
+    images, angles, throttles = frames.images[:16], frames.angles[:16], frames.throttles[:16]
+    prepared = prepare_all(images, spec)
+    augmenter = augment.build_augmenter(augment.AugmentConfig(), seed=0)
+    with AugmentedBatches(images, angles, throttles, augmenter, spec) as source:
+        pipelines = {
+            "training": training_dataset(prepared, angles, throttles, spec, 8, seed=0),
+            "weighted": training_dataset(prepared, angles, throttles, spec, 8, 0, np.ones(16)),
+            "augmented": augmented_dataset(source, spec, 8, seed=0),
+            "evaluation": evaluation_dataset(prepared, angles, throttles, spec),
+        }
+        for name, dataset in pipelines.items():
+            assert dataset.options().autotune.enabled is False, name
+            images_batch, _ = next(iter(dataset))
+            assert images_batch.dtype.name == "float32", name
+
+
 # -- every flag reaches the options and changes training ----------------------------------
 
 FLAG_CASES = [
@@ -562,7 +589,6 @@ def tiny_fit(tub: Path, out: Path, **fit_options):
     import keras
 
     from training.fit import fit
-    from training.pipeline import evaluation_dataset
 
     config = FitConfig(**{"epochs": 1, "batch_size": 32, "verbose": 0, **fit_options})
     keras.utils.set_random_seed(config.seed)
@@ -766,7 +792,7 @@ NORMALISED_INPUTS = {
 def test_tensorflow_normalisation_equals_the_cars_on_real_frames(name, donkey_tub):
     """Training feeds the model through `normalise_batch` (TensorFlow), the car through
     `car.frames.normalise` (NumPy): on real frames both give the same float32 inputs."""
-    from training.pipeline import evaluation_dataset, normalise_batch
+    from training.pipeline import normalise_batch
 
     spec = NORMALISED_INPUTS[name]
     frames, _ = load_frames([donkey_tub], progress=False)
