@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int | None:
         url = server.start()
     except RuntimeError as err:  # the server could not start, e.g. the port is taken
         raise UserError(f"{err}, tubcar studio, try another --port") from None
-    print(f"tub studio: {len(studio.tubs)} tub(s), {len(studio.bundles)} model(s); open {url}")
-    if not is_loopback(args.host):
-        print(f"warning: listening on {args.host}: anyone who can reach this machine can see these tubs")
-    try:
+    try:  # from here Ctrl-C stops cleanly, even before the address is printed
+        print(f"tub studio: {len(studio.tubs)} tub(s), {len(studio.bundles)} model(s); open {url}")
+        if not is_loopback(args.host):
+            print(f"warning: listening on {args.host}: anyone who can reach this machine can see these tubs")
         threading.Event().wait()
     except KeyboardInterrupt:
         print("\nstopping")
