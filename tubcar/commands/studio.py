@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int | None:
         url = server.start()
     except RuntimeError as err:  # the server could not start, e.g. the port is taken
         raise UserError(f"{err}, tubcar studio, try another --port") from None
-    try:  # from here Ctrl-C stops cleanly, even before the address is printed
+    try:  # from here Ctrl-C stops the server cleanly, even while the address prints
         print(f"tub studio: {len(studio.tubs)} tub(s), {len(studio.bundles)} model(s); open {url}")
         if not is_loopback(args.host):
             print(f"warning: listening on {args.host}: anyone who can reach this machine can see these tubs")
