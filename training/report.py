@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-OUTPUTS = ("angle", "throttle")
+from training.models import OUTPUT_NAMES
+
 SETS = ("train", "train_dev", "dev", "test")
 SET_NAMES = {"train": "train", "train_dev": "training-dev", "dev": "dev", "test": "test"}
 FLOOR_BLOCK = 50
@@ -56,7 +57,7 @@ DRIVE_IT = "go and drive it (closed loop: tubcar sim drive, tubcar replay --clos
 def errors(true: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """MSE and MAE of each output."""
     result = {}
-    for name in OUTPUTS:
+    for name in OUTPUT_NAMES:
         diff = np.asarray(predicted[name], dtype=np.float64).reshape(-1) - np.asarray(
             true[name], dtype=np.float64
         )
@@ -162,7 +163,7 @@ def baseline_errors(
     train_labels: dict[str, np.ndarray], labels: dict[str, np.ndarray]
 ) -> dict[str, dict[str, float]]:
     """Errors of always predicting the training set's mean."""
-    constant = {name: np.full(len(labels[name]), float(np.mean(train_labels[name]))) for name in OUTPUTS}
+    constant = {name: np.full(len(labels[name]), float(np.mean(train_labels[name]))) for name in OUTPUT_NAMES}
     return errors(labels, constant)
 
 
@@ -297,7 +298,7 @@ def markdown(metrics: dict[str, Any], title: str, records: dict[str, dict] | Non
     ]
     floor = metrics["noise_floor"]
     lines += ["", "## Noise floor (label jitter between consecutive frames, Rice 1984)", ""]
-    lines += [_floor_line(name, floor.get(name)) for name in OUTPUTS]
+    lines += [_floor_line(name, floor.get(name)) for name in OUTPUT_NAMES]
     for name, value in metrics.get("noise_floor_dev", {}).items():
         lines.append(_floor_line(f"{name} on the dev/test tubs", value))
     lines += ["", "## Diagnosis (steering)", "", *diagnosis_lines(metrics["diagnosis"])]

@@ -49,6 +49,7 @@ from training.flags import flag
 from training.latency import DEFAULT_BUDGET_MS, PI4_SCALE_FACTOR
 from training.models import (
     ARCHITECTURES,
+    OUTPUT_NAMES,
     ModelOptions,
     build_model,
     default_frame_spec,
@@ -63,7 +64,6 @@ from training.pipeline import (
     training_input,
 )
 from training.report import (
-    OUTPUTS,
     SETS,
     baseline_errors,
     diagnose,
@@ -395,7 +395,9 @@ def evaluate(fitted: Fitted, data: DataSets, options: TrainOptions) -> Evaluatio
     truth = {name: labels(frames) for name, frames in data.sets.items()}
     errs = {name: errors(truth[name], predictions[name]) for name in data.sets}
     training = data.frames.take(np.arange(data.training_frames))
-    floor = {name: noise_floor_interval(getattr(training, f"{name}s"), training.sessions) for name in OUTPUTS}
+    floor = {
+        name: noise_floor_interval(getattr(training, f"{name}s"), training.sessions) for name in OUTPUT_NAMES
+    }
     history = fitted.history
     kept = _kept_epoch(history, options)
     mismatched = data.training_frames < len(data.frames)
@@ -420,7 +422,7 @@ def evaluate(fitted: Fitted, data: DataSets, options: TrainOptions) -> Evaluatio
     if mismatched:
         target = data.frames.take(np.arange(data.training_frames, len(data.frames)))
         metrics["noise_floor_dev"] = {
-            name: noise_floor_interval(getattr(target, f"{name}s"), target.sessions) for name in OUTPUTS
+            name: noise_floor_interval(getattr(target, f"{name}s"), target.sessions) for name in OUTPUT_NAMES
         }
     if data.sets["train"].weights is not None:
         weights = dict(zip(data.frames.tubs(), _tub_weights(data.frames)))
