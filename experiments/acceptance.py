@@ -27,7 +27,7 @@ from sim import Simulation, Track, record_tub
 from sim.expert import LANES
 from sim.presets import PRESETS, driver_options, get_preset
 from training.flags import flag
-from training.train import TrainOptions, train
+from training.train import TrainOptions, stages_text, train
 
 DRIVE_FIELDS = ("laps", "completed", "interventions", "autonomy", "mean_cte", "max_cte")
 
@@ -163,6 +163,7 @@ def sim_acceptance(
         drives = drive_sim(out / architecture, plan.test_seeds, plan.drive_laps, plan.preset)
         summary["models"][architecture] = {
             "train_seconds": round(seconds, 1),
+            "train_stages": result.stage_seconds,
             "quantization": result.card.quantization,
             "parity": {key: result.card.parity[key] for key in ("angle", "throttle", "passed")},
             "test_steering_mse": result.metrics["errors"]["test"]["angle"]["mse"],
@@ -170,7 +171,8 @@ def sim_acceptance(
             "passed": passes(drives),
         }
         drove = json.dumps(summary["models"][architecture]["drives"])
-        log(f"{architecture}: trained in {seconds:.0f} s, drives {drove}")
+        took = stages_text(result.stage_seconds)
+        log(f"{architecture}: trained in {seconds:.0f} s ({took}), drives {drove}")
     if plan.unseen_seeds > 0:
         default = architectures[0]
         seeds = plan.picked_seeds()

@@ -34,6 +34,10 @@ def test_sim_acceptance_records_trains_and_drives_unseen_tracks(tmp_path: Path) 
         assert len(tub) > 300
     assert summary["train_laps"] == 2 and summary["span_floors"]
     model = summary["models"]["fast"]
+    stages = model["train_stages"]  # where the timed seconds went, in running order
+    assert list(stages) == ["set-up", "data", "fit", "evaluate", "report", "export"]
+    assert all(seconds >= 0 for seconds in stages.values()) and stages["fit"] > 0
+    assert sum(stages.values()) == pytest.approx(model["train_seconds"], abs=0.2)
     assert set(model["drives"]) == {"101", "102"}  # each unseen seed driven by the exported bundle
     for drive in model["drives"].values():
         assert 0.0 <= drive["autonomy"] <= 1.0 and drive["laps"] <= 1 and drive["mean_cte"] >= 0

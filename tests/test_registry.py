@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,14 @@ def test_train_script_registers_its_run(
     registry = read_registry(index)
     assert registry.problems == [] and len(registry.runs) == 1
     run = registry.runs[0]
-    assert f"run {run['run_id']} appended to {index}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"run {run['run_id']} appended to {index}" in said
+    took = re.search(
+        r"took (\d+) s: set-up [\d.]+, data [\d.]+, fit [\d.]+, evaluate [\d.]+, report [\d.]+, "
+        r"export [\d.]+ s",
+        said,
+    )
+    assert took, said  # where the run's seconds went, stage by stage
     card = load_card(out)
     assert run["bundle"] == str(out.resolve()) and run["architecture"] == "fast"
     assert run["flags"]["epochs"] == 1 and run["flags"]["distribute"] == "mirrored"

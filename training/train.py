@@ -137,6 +137,26 @@ class TrainResult:
     split: Split
     model: Any  # the Keras model (best dev-loss weights)
     report_text: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # Stopwatch.laps: where the time went
+
+
+@dataclass
+class Stopwatch:
+    """Seconds per stage of a run, in order: where the time from tubs to a bundle goes."""
+
+    laps: dict[str, float] = field(default_factory=dict)
+    last: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        """Record the seconds since the previous lap (or the start) as `stage`."""
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self.last, 2)
+        self.last = now
+
+
+def stages_text(stages: dict[str, float]) -> str:
+    """'set-up 4.1, data 2.4, ... s': where a run's seconds went (`TrainResult.stage_seconds`)."""
+    return ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in stages.items()) + " s"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,17 +227,26 @@ def train(
 
     `tubs`: the training tubs, or `Sources` (weighted tubs, other tubs for dev/test).
     """
+    watch = Stopwatch()
     run = start_run(out, options)
+    watch.lap("set-up")  # mostly importing TensorFlow
     sources = tubs if isinstance(tubs, Sources) else Sources(tubs=tubs or ())
     data = split_data(sources, options, frames, split, log)
+    watch.lap("data")
     fitted = fit_model(data, options, run, log)
+    watch.lap("fit")
     if not is_chief():
         log(f"worker done: its copy of the model is in {run.out}; the chief evaluates and exports")
-        return TrainResult(run.out, None, {}, fitted.history, data.split, fitted.model, "")
+        return TrainResult(run.out, None, {}, fitted.history, data.split, fitted.model, "", watch.laps)
     evaluation = evaluate(fitted, data, options)
+    watch.lap("evaluate")
     text = write_report(evaluation, fitted, data, options, run.out, log)
+    watch.lap("report")
     card = export_model(fitted, data, evaluation, options, run.out, log)
-    return TrainResult(run.out, card, evaluation.metrics, fitted.history, data.split, fitted.model, text)
+    watch.lap("export")
+    return TrainResult(
+        run.out, card, evaluation.metrics, fitted.history, data.split, fitted.model, text, watch.laps
+    )
 
 
 def start_run(out: str | Path, options: TrainOptions) -> Run:

@@ -24,7 +24,7 @@ from experiments.real_protocol import GOALS, RealPlan, real_protocol, recipes
 from training.fit import FitConfig
 from training.flags import add_flags, from_flags
 from training.models import ARCHITECTURES
-from training.train import TrainOptions
+from training.train import TrainOptions, stages_text
 from tubcar.errors import command_parser
 
 
@@ -41,7 +41,8 @@ def run_sim(args: argparse.Namespace) -> None:
         crashes = sum(d["interventions"] for d in model["drives"].values())
         verdict = "PASS" if model["passed"] else "FAIL"
         print(
-            f"{name:>9}: trained in {model['train_seconds']:.0f} s; on seeds {list(plan.test_seeds)}: "
+            f"{name:>9}: trained in {model['train_seconds']:.0f} s ({stages_text(model['train_stages'])}); "
+            f"on seeds {list(plan.test_seeds)}: "
             f"min autonomy {worst:.3f}, interventions {crashes} -> {verdict}"
         )
     if "robustness" in result:

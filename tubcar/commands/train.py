@@ -16,7 +16,7 @@ import augment
 from training.cli import add_arguments, options_from_args, sources_from_args
 from training.distribute import is_chief
 from training.registry import DEFAULT_INDEX, append_run
-from training.train import train
+from training.train import stages_text, train
 from tubcar.errors import UserError, command_parser
 
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int | None:
         f"({card.architecture}, {card.quantization}); test steering MSE {held_out:.4f}; "
         f"latency {card.latency.median_ms:.3f} ms here, ~{card.latency.pi_estimate_ms:.1f} ms on a Pi 4"
     )
+    print(f"took {sum(result.stage_seconds.values()):.0f} s: {stages_text(result.stage_seconds)}")
     entry = append_run(result.out, args, index=args.registry, card=card)
     print(
         f"registry: run {entry['run_id']} appended to {args.registry} "
