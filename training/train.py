@@ -9,6 +9,9 @@
       write_report  report.md, metrics.json, learning_curves.png, test_predictions.png
       export_model  pilot.tflite + model.json                               -> ModelCard
 
+Each stage is timed (`TrainResult.stage_seconds`, `tubcar train`'s "took" line), so a
+slow run says where its seconds went.
+
 Writes into `out`: `pilot.tflite` + `model.json` (the bundle), `model.keras`,
 `report.md`, `metrics.json`, `learning_curves.png`, `test_predictions.png`,
 `checkpoints/best.keras` and TensorBoard `logs/`.
